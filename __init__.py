@@ -1,0 +1,7 @@
+"""ComfyUI Noise Semantics: Semantic Erasure and Semantic Injection of the initial noise
+(arXiv 2511.07756), as MODEL patches that any sampler picks up."""
+from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
+
+WEB_DIRECTORY = "./js"
+
+__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "WEB_DIRECTORY"]

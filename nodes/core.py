@@ -1,0 +1,246 @@
+"""Pure-torch maths of "Beyond Randomness: Understand the Order of the Noise in Diffusion"
+(arXiv 2511.07756). No ComfyUI import: the glue in ``nodes/patch.py`` feeds it tensors and a
+``predict`` callable, so the same code runs in tests, benchmarks and any host.
+
+Conventions (see docs/method.md, and ../shared/METHOD.md in the project):
+
+* Semantic Erasure, Noise Latent Normalization (NLN): ``z = (1/sqrt(n)) * sum_i z_i``.
+  ``z_1`` is the sampler's own noise, so n = 1 is stock behaviour. ``z_2..z_n`` are drawn on
+  the CPU generator, like ``comfy.sample.prepare_noise``, from seeds derived from the sampler's
+  seed *and* from the sample's own ``z_1``. Keying on ``z_1`` makes every latent in a batch
+  independent of its neighbours, so a latent picked out of a batch (``batch_index``) gets the
+  same extra draws it had inside the batch.
+* Semantic Injection, Temporal Prediction Weighting (TPW), in sampler coordinates
+  (x, sigma, denoised D): probe k at normalized time tau_k (1 = pure noise) feeds the network
+  ``z`` itself (``x_k = z / c_in(sigma_k)``) and takes the guided prediction ``D_k``. The
+  semantic direction is ``s_k = (D_k - x_k) / sigma_k``, minus the Euler derivative: the way a
+  denoising step moves the sample (-eps for eps models, -v for rectified flow).
+  ``e_agg = sum_k w_k s_k / sqrt(sum_k w_k^2)``, by default decorrelated from z (see
+  ``decorrelate``), standardized per sample, then ``z' = (z + delta * e_agg) / sqrt(1 + delta^2)``,
+  re-standardized per sample.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import torch
+
+SCHEDULE_TYPE = "NOISE_SEMANTIC_SCHEDULE"
+
+
+class NoiseSemanticsError(ValueError):
+    """A user-facing error: the message names the node, the input and the fix."""
+
+
+def _fail(node: str, what: str, fix: str) -> NoiseSemanticsError:
+    return NoiseSemanticsError(f"[{node}] {what}. Fix: {fix}")
+
+
+# --------------------------------------------------------------------------- helpers
+
+def standardize(x: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """Zero mean, unit variance per sample (dim 0 is the batch). The refined noise must stay a
+    unit Gaussian sample, or the sampler's sigma schedule no longer matches it."""
+    flat = x.reshape(x.shape[0], -1)
+    mean = flat.mean(dim=1, keepdim=True)
+    std = flat.std(dim=1, keepdim=True, unbiased=False)
+    return ((flat - mean) / std.clamp_min(eps)).reshape(x.shape)
+
+
+def check_finite(x: torch.Tensor, node: str, what: str, fix: str) -> None:
+    if not torch.isfinite(x).all():
+        raise _fail(node, f"{what} contains NaN or inf", fix)
+
+
+# --------------------------------------------------------------------------- Semantic Erasure
+
+def derive_seed(seed: int, draw: int, sample: torch.Tensor) -> int:
+    """Seed of extra draw ``draw`` (2..n) for one sample, from the sampler's seed and the bytes
+    of that sample's own noise z_1. Stable across devices and runs: z_1 itself comes from
+    ComfyUI's CPU generator, so its bytes are the same everywhere."""
+    head = sample.detach().reshape(-1)[:256].to("cpu", torch.float32).contiguous()
+    h = hashlib.blake2b(digest_size=8)
+    h.update(int(seed).to_bytes(16, "little", signed=True))
+    h.update(int(draw).to_bytes(4, "little"))
+    h.update(head.numpy().tobytes())
+    return int.from_bytes(h.digest(), "little") & 0x7FFF_FFFF_FFFF_FFFF
+
+
+def extra_noise(z1: torch.Tensor, seed: int, draw: int) -> torch.Tensor:
+    """Extra draw z_draw for every sample of z1, on the CPU generator (as prepare_noise draws),
+    returned on z1's device and dtype."""
+    out = []
+    for b in range(z1.shape[0]):
+        g = torch.Generator(device="cpu").manual_seed(derive_seed(seed, draw, z1[b]))
+        out.append(torch.randn((1,) + tuple(z1.shape[1:]), generator=g, dtype=torch.float32, device="cpu"))
+    return torch.cat(out, 0).to(device=z1.device, dtype=z1.dtype)
+
+
+def erase(z1: torch.Tensor, seed: int, samples: int, restandardize: bool = True,
+          node: str = "Noise Semantic Erase") -> torch.Tensor:
+    """NLN: z = (1/sqrt(n)) sum_i z_i. Streams the extra draws, so memory does not grow with n.
+    The sum of n independent unit Gaussians divided by sqrt(n) is itself unit Gaussian; the
+    optional per-sample re-standardization (n > 1 only) removes the small empirical drift of a
+    finite latent."""
+    if samples < 1:
+        raise _fail(node, f"input 'samples' is {samples}", "set samples to 1 or more (1 = the sampler's own noise)")
+    check_finite(z1, node, "the sampler's noise", "check the noise source feeding the sampler")
+    if samples == 1:
+        return z1  # n = 1 is the stock noise, bit for bit: the sampler's seed keeps its meaning
+    acc = z1.to(torch.float32).clone()
+    for draw in range(2, samples + 1):
+        acc += extra_noise(z1, seed, draw).to(torch.float32)
+    z = acc / math.sqrt(samples)
+    if restandardize:
+        z = standardize(z)
+    return z.to(z1.dtype)
+
+
+# --------------------------------------------------------------------------- Temporal schedule
+
+@dataclass(frozen=True)
+class TemporalSchedule:
+    """K probe times tau_k in (0, 1] (1 = pure noise) and their weights w_k.
+
+    Bump: ``w(tau) = max(1 - |(tau - c)/h|^(2p), 0)``, so h is a real half-width in tau units
+    (a port of the paper's ``max(b - |t - t_c|^(2p), 0)`` on t in [0, 1000] with b = 1000 and
+    p = 5 has a support of about +-2 timesteps and silently degenerates to uniform weights)."""
+    taus: tuple
+    weights: tuple
+    kind: str = "bump"
+    params: dict = field(default_factory=dict, compare=False)
+
+    def __len__(self) -> int:
+        return len(self.taus)
+
+
+def make_schedule(probes: int = 5, tau_min: float = 0.5, tau_max: float = 1.0,
+                  center: float = 0.8, half_width: float = 0.5, flatness: float = 1.0,
+                  weighting: str = "bump", node: str = "Temporal Weight Schedule") -> TemporalSchedule:
+    if not isinstance(probes, int) or probes < 1:
+        raise _fail(node, f"input 'probes' is {probes}", "use 1 or more probes")
+    for name, v in (("tau_min", tau_min), ("tau_max", tau_max), ("center", center),
+                    ("half_width", half_width), ("flatness", flatness)):
+        if not math.isfinite(v):
+            raise _fail(node, f"input '{name}' is {v}", f"give '{name}' a finite number")
+    if not (0.0 < tau_min <= 1.0 and 0.0 < tau_max <= 1.0):
+        raise _fail(node, f"time range [{tau_min}, {tau_max}] leaves (0, 1]",
+                    "keep tau_min and tau_max in (0, 1]; 1 is pure noise, 0 the clean image")
+    if tau_min > tau_max:
+        raise _fail(node, f"time range is reversed: tau_min {tau_min} > tau_max {tau_max}",
+                    "swap them so that tau_min <= tau_max")
+    if probes > 1 and tau_min == tau_max:
+        raise _fail(node, f"time range [{tau_min}, {tau_max}] is empty but probes is {probes}",
+                    "widen the range, or use probes = 1")
+    if weighting not in ("bump", "uniform"):
+        raise _fail(node, f"input 'weighting' is {weighting!r}", "choose 'bump' or 'uniform'")
+    if probes == 1:
+        taus = (float(tau_max),)
+    else:
+        taus = tuple(float(t) for t in torch.linspace(tau_max, tau_min, probes, dtype=torch.float64))
+    if weighting == "uniform":
+        weights = tuple(1.0 for _ in taus)
+    else:
+        if half_width <= 0:
+            raise _fail(node, f"input 'half_width' is {half_width}", "use a half-width > 0")
+        if flatness <= 0:
+            raise _fail(node, f"input 'flatness' is {flatness}", "use a flatness > 0 (1 = parabola, larger = flatter top)")
+        weights = tuple(max(1.0 - abs((t - center) / half_width) ** (2.0 * flatness), 0.0) for t in taus)
+        if sum(w * w for w in weights) == 0.0:
+            raise _fail(node, f"the bump (center {center}, half_width {half_width}) gives every probe in "
+                              f"[{tau_min}, {tau_max}] zero weight",
+                        "move the center into the time range or widen half_width")
+    return TemporalSchedule(taus, weights, weighting, dict(probes=probes, tau_min=tau_min, tau_max=tau_max,
+                                                           center=center, half_width=half_width,
+                                                           flatness=flatness))
+
+
+DEFAULT_SCHEDULE = make_schedule()
+
+
+# --------------------------------------------------------------------------- Semantic Injection
+
+def semantic_direction(denoised: torch.Tensor, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """s = (D - x) / sigma: minus the Euler derivative, the direction a denoising step moves x.
+    Equals -eps for eps models and -v for rectified flow, so one formula serves every family."""
+    sigma = sigma.reshape(sigma.shape[:1] + (1,) * (x.ndim - 1)).to(x)
+    return (denoised - x) / sigma
+
+
+def aggregate(directions: Sequence[torch.Tensor], weights: Sequence[float]) -> torch.Tensor:
+    """TPW: e_agg = sum_k w_k s_k / sqrt(sum_k w_k^2); probes of zero weight may be omitted
+    by the caller (they never need a model call)."""
+    norm = math.sqrt(sum(w * w for w in weights))
+    acc = None
+    for s, w in zip(directions, weights):
+        if w == 0.0:
+            continue
+        term = s.to(torch.float32) * (w / norm)
+        acc = term if acc is None else acc + term
+    return acc
+
+
+def decorrelate(e: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """Per sample, the part of e orthogonal to z. A denoising direction mostly points back at the
+    noise itself (s ~ -z + semantics: for eps models s = -eps_hat, and eps_hat ~ z at high noise), so
+    the paper's variance-keeping mix (z + delta*e)/sqrt(1 + delta^2), which assumes e uncorrelated
+    with z, would shrink z and, at delta ~ 1, replace every seed by the same prediction. Removing
+    the z component keeps only what the model adds to the noise, and makes delta an exact
+    noise/semantics mix: shares 1/sqrt(1 + delta^2) and delta/sqrt(1 + delta^2)."""
+    ef = e.reshape(e.shape[0], -1).to(torch.float32)
+    zf = z.reshape(z.shape[0], -1).to(torch.float32)
+    coef = (ef * zf).sum(1, keepdim=True) / (zf * zf).sum(1, keepdim=True).clamp_min(1e-12)
+    return (ef - coef * zf).reshape(e.shape)
+
+
+def inject(z: torch.Tensor, e_agg: torch.Tensor, strength: float, decorrelated: bool = True) -> torch.Tensor:
+    """z' = (z + delta * e_agg) / sqrt(1 + delta^2), with e_agg standardized first so delta means
+    the same for every model family and resolution; re-standardized so z' is a unit sample."""
+    e = e_agg.to(torch.float32)
+    if decorrelated:
+        e = decorrelate(e, z)
+    e = standardize(e)
+    out = (z.to(torch.float32) + strength * e) / math.sqrt(1.0 + strength * strength)
+    return standardize(out).to(z.dtype)
+
+
+def refine_inject(z: torch.Tensor, schedule: TemporalSchedule, strength: float,
+                  sigma_of_tau: Callable[[float], float], c_in: Callable[[torch.Tensor], torch.Tensor],
+                  predict: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                  chunk: int | None = None, on_chunk: Callable[[int], None] | None = None,
+                  decorrelated: bool = True, node: str = "Noise Semantic Inject") -> torch.Tensor:
+    """Runs every probe of nonzero weight through ``predict(x, sigma) -> D`` in batches of
+    ``chunk`` probes x B samples (k-major, so per-sample conditioning repeats cleanly), then
+    aggregates and injects. ``sigma_of_tau(tau)`` gives the probe's sigma, ``c_in(sigma)`` the
+    network's input scaling, per sample (shape [N] -> broadcastable to x)."""
+    if not math.isfinite(strength) or strength < 0:
+        raise _fail(node, f"input 'strength' is {strength}", "use a strength >= 0 (0 = no change)")
+    if strength == 0:
+        return z
+    check_finite(z, node, "the noise to refine", "check the sampler's noise source and the Erase node before it")
+    live = [(t, w) for t, w in zip(schedule.taus, schedule.weights) if w != 0.0]
+    norm = math.sqrt(sum(w * w for _, w in live))
+    B = z.shape[0]
+    chunk = len(live) if chunk is None else max(1, min(int(chunk), len(live)))
+    # Streamed TPW sum: peak extra memory is one chunk of probes, never all K directions.
+    e_agg = torch.zeros(z.shape, dtype=torch.float32, device=z.device)
+    for start in range(0, len(live), chunk):
+        part = live[start:start + chunk]
+        sig = torch.tensor([sigma_of_tau(t) for t, _ in part], dtype=torch.float32, device=z.device)
+        sig = sig.repeat_interleave(B)
+        x_in = z.to(torch.float32).repeat((len(part),) + (1,) * (z.ndim - 1))
+        x_in = x_in / c_in(sig).reshape((-1,) + (1,) * (z.ndim - 1))
+        d = predict(x_in.to(z.dtype), sig)
+        check_finite(d, node, "the model's prediction at a probe",
+                     "the model produced NaN/inf from this noise; try another model precision (fp32/bf16) "
+                     "or other probe times")
+        s = semantic_direction(d.to(torch.float32), x_in, sig)
+        for i, (_, w) in enumerate(part):
+            e_agg += s[i * B:(i + 1) * B] * (w / norm)
+        del d, s, x_in
+        if on_chunk is not None:
+            on_chunk(len(part))
+    return inject(z, e_agg, strength, decorrelated)

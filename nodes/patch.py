@@ -1,0 +1,147 @@
+"""ComfyUI glue: one SAMPLER_SAMPLE wrapper that refines the sampler's starting noise.
+
+Why a wrapper on the MODEL wire: KSampler/KSamplerAdvanced draw their noise from their own seed
+inside ``nodes.common_ksampler``; no LATENT can replace it. The SAMPLER_SAMPLE wrapper runs after
+the model is loaded on its device and the conditioning is prepared, and is handed the noise, the
+sigmas and the guider (the sampler's own prompt, CFG and every other model patch). So the
+refinement uses exactly what the sampler uses, with KSampler, KSamplerAdvanced, SamplerCustom and
+SamplerCustomAdvanced alike.
+
+Both nodes write their settings into ``transformer_options["noise_semantics"]`` of a cloned
+model and register the same wrapper once, so the paper's order (erase, then inject) holds however
+the two nodes are chained, and a second node of the same kind replaces the first one's settings.
+"""
+from __future__ import annotations
+
+import logging
+import math
+
+import torch
+
+import comfy.model_management
+import comfy.patcher_extension
+import comfy.utils
+
+from . import core
+
+WRAPPER_KEY = "noise_semantics"
+OPTIONS_KEY = "noise_semantics"
+log = logging.getLogger("comfyui-noise-semantics")
+
+
+def patched(model, part: str, settings: dict):
+    """Clone ``model`` and set one part ('erase' or 'inject') of the refinement."""
+    m = model.clone()
+    topts = m.model_options.setdefault("transformer_options", {})
+    cfg = dict(topts.get(OPTIONS_KEY, {}))
+    cfg[part] = dict(settings)
+    topts[OPTIONS_KEY] = cfg
+    wrappers = comfy.patcher_extension.get_wrappers_with_key(
+        comfy.patcher_extension.WrappersMP.SAMPLER_SAMPLE, WRAPPER_KEY, m.model_options, is_model_options=True)
+    if not wrappers:
+        comfy.patcher_extension.add_wrapper_with_key(
+            comfy.patcher_extension.WrappersMP.SAMPLER_SAMPLE, WRAPPER_KEY, refine_noise_wrapper,
+            m.model_options, is_model_options=True)
+    return m
+
+
+def settings_of(model_options: dict) -> dict:
+    return model_options.get("transformer_options", {}).get(OPTIONS_KEY, {})
+
+
+def probe_chunk(model, z: torch.Tensor, probes: int, cfg_branches: int, free: float | None = None) -> int:
+    """Largest number of probes per guided call whose batch (probes x B x cond/uncond) fits,
+    by the same estimate ComfyUI's calc_cond_batch uses."""
+    if free is None:
+        free = comfy.model_management.get_free_memory(z.device)
+    for c in range(probes, 0, -1):
+        shape = (c * z.shape[0] * cfg_branches,) + tuple(z.shape[1:])
+        try:
+            need = model.memory_required(shape)
+        except Exception:  # models without an estimate: one call for all probes
+            return probes
+        if need * 1.5 < free:
+            return c
+    return 1
+
+
+def run_injection(guider, sigmas, extra_args, z: torch.Tensor, settings: dict, disable_pbar: bool) -> tuple:
+    node = "Noise Semantic Inject"
+    schedule = settings["schedule"]
+    strength = settings["strength"]
+    model = guider.inner_model
+    ms = model.model_sampling
+    sigma_max = float(ms.sigma_max)
+
+    def sigma_of_tau(tau: float) -> float:
+        # percent_to_sigma(0) is a 'max denoise' sentinel (1e9) for discrete models: clamp.
+        return min(float(ms.percent_to_sigma(1.0 - tau)), sigma_max)
+
+    def c_in(sig: torch.Tensor) -> torch.Tensor:
+        one = torch.ones((sig.shape[0],) + (1,) * (z.ndim - 1), dtype=torch.float32, device=z.device)
+        return ms.calculate_input(sig, one).reshape(sig.shape[0])
+
+    calls = [0]
+
+    def predict(x, sig):
+        comfy.model_management.throw_exception_if_processing_interrupted()
+        calls[0] += 1
+        try:
+            return guider(x, sig, model_options=extra_args["model_options"], seed=extra_args.get("seed"))
+        except comfy.model_management.InterruptProcessingException:
+            raise
+        except torch.OutOfMemoryError:
+            raise
+        except Exception as e:
+            raise core.NoiseSemanticsError(
+                f"[{node}] the model rejected a probe batch of shape {tuple(x.shape)}: {e}. Fix: use a latent "
+                f"this model accepts (right channels, size and frame count), or remove the Inject node to "
+                f"check the model alone") from e
+
+    live = sum(1 for w in schedule.weights if w != 0.0)
+    cfg_branches = 1 if math.isclose(getattr(guider, "cfg", 1.0), 1.0) else 2
+    chunk = probe_chunk(model, z, live, cfg_branches)
+    while True:
+        pbar = comfy.utils.ProgressBar(live)
+        calls[0] = 0
+        try:
+            out = core.refine_inject(z, schedule, strength, sigma_of_tau, c_in, predict, chunk=chunk,
+                                     on_chunk=pbar.update, decorrelated=settings.get("decorrelate", True),
+                                     node=node)
+            return out, calls[0], chunk
+        except torch.OutOfMemoryError:
+            if chunk == 1:
+                raise
+            chunk = max(1, chunk // 2)
+            log.warning("%s: out of memory, retrying with %d probe(s) per model call", node, chunk)
+            comfy.model_management.soft_empty_cache(True)
+
+
+def refine_noise_wrapper(executor, guider, sigmas, extra_args, callback, noise, latent_image, denoise_mask,
+                         disable_pbar):
+    settings = settings_of(extra_args["model_options"])
+    erase_s, inject_s = settings.get("erase"), settings.get("inject")
+    if erase_s is None and inject_s is None:
+        return executor(guider, sigmas, extra_args, callback, noise, latent_image, denoise_mask, disable_pbar)
+    if torch.count_nonzero(noise) == 0:
+        # add_noise disabled (refiner stage, WAN 2.2 low-noise stage): nothing to refine, by design.
+        log.info("Noise Semantics: this sampler adds no noise (add_noise disabled); noise left untouched")
+        return executor(guider, sigmas, extra_args, callback, noise, latent_image, denoise_mask, disable_pbar)
+
+    seed = extra_args.get("seed")
+    seed = 0 if seed is None else int(seed)
+    z = noise
+    notes = []
+    if erase_s is not None:
+        z = core.erase(z, seed, erase_s["samples"], erase_s["restandardize"])
+        notes.append(f"erased with n={erase_s['samples']}")
+    if inject_s is not None and inject_s["strength"] > 0:
+        z, calls, chunk = run_injection(guider, sigmas, extra_args, z, inject_s, disable_pbar)
+        notes.append(f"injected strength {inject_s['strength']:g} from {len(inject_s['schedule'])} probe(s) "
+                     f"in {calls} guided call(s)")
+    ms = guider.inner_model.model_sampling
+    if float(sigmas[0]) < float(ms.sigma_max) * (1 - 1e-3):
+        notes.append(f"sampling starts below sigma_max ({float(sigmas[0]):.4g} < {float(ms.sigma_max):.4g}, "
+                     f"denoise < 1): the refined noise is what gets added to the input latent")
+    log.info("Noise Semantics: %s", "; ".join(notes))
+    return executor(guider, sigmas, extra_args, callback, z, latent_image, denoise_mask, disable_pbar)

@@ -1,0 +1,108 @@
+"""Boots a real ComfyUI in-process, loading this pack the way ComfyUI does: from a
+``custom_nodes/`` folder of a base directory (a link to this checkout), through
+``nodes.init_extra_nodes``. Shared by the tests, the demo and the benchmarks.
+
+ComfyUI comes from ``COMFYUI_PATH`` or, by default, from the copy that
+``scripts/setup_host.sh`` put in ``.host/ComfyUI``.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACK_DIR_NAME = "comfyui-noise-semantics"
+OUR_NODES = {"NoiseSemanticErase": "Noise Semantic Erase",
+             "NoiseSemanticInject": "Noise Semantic Inject",
+             "NoiseSemanticTemporalSchedule": "Temporal Weight Schedule"}
+_booted = None
+
+
+def comfyui_path() -> Path:
+    env = os.environ.get("COMFYUI_PATH")
+    if env:
+        return Path(env).resolve()
+    recorded = ROOT / ".host" / "comfyui_path"
+    if recorded.exists():
+        return Path(recorded.read_text().strip())
+    return ROOT / ".host" / "ComfyUI"
+
+
+def make_base_dir(base: Path | None = None) -> Path:
+    """A ComfyUI --base-directory whose custom_nodes/ holds only this pack."""
+    base = Path(base or tempfile.mkdtemp(prefix="nsp-comfy-base-"))
+    for d in ("custom_nodes", "models", "input", "output", "temp", "user"):
+        (base / d).mkdir(parents=True, exist_ok=True)
+    link = base / "custom_nodes" / PACK_DIR_NAME
+    if not link.exists():
+        link.symlink_to(ROOT, target_is_directory=True)
+    return base
+
+
+def boot(base: Path | None = None):
+    """Import ComfyUI as a library on the CPU and load every node, ours from custom_nodes/."""
+    global _booted
+    if _booted is not None:
+        return _booted
+    comfy_dir = comfyui_path()
+    if not (comfy_dir / "nodes.py").exists():
+        raise RuntimeError(f"no ComfyUI at {comfy_dir}: run `bash scripts/setup_host.sh` or set COMFYUI_PATH")
+    base = make_base_dir(base)
+    sys.path.insert(0, str(comfy_dir))
+    sys.argv = [sys.argv[0], "--cpu", "--base-directory", str(base), "--disable-auto-launch"]
+    import comfy.options
+    comfy.options.enable_args_parsing()
+    import comfy.cli_args  # noqa: F401  (parses sys.argv above)
+    import folder_paths  # noqa: F401
+    import utils.extra_config  # noqa: F401  (main.py imports it first; later imports shadow 'utils')
+    import nodes
+    asyncio.run(nodes.init_extra_nodes(init_custom_nodes=True, init_api_nodes=False))
+    missing = [k for k in OUR_NODES if k not in nodes.NODE_CLASS_MAPPINGS]
+    if missing:
+        raise RuntimeError(f"ComfyUI did not load the pack's nodes {missing} from {base / 'custom_nodes'}")
+    _booted = nodes
+    return nodes
+
+
+class _StubServer:
+    """The few attributes PromptExecutor touches on PromptServer."""
+    def __init__(self):
+        self.client_id = None
+        self.last_node_id = None
+        self.last_prompt_id = None
+        self.messages = []
+
+    def send_sync(self, event, data, sid=None):
+        self.messages.append((event, data))
+
+    def queue_updated(self):
+        pass
+
+
+class ExecutionFailed(RuntimeError):
+    def __init__(self, message, error):
+        super().__init__(message)
+        self.error = error
+
+
+def run_prompt(prompt: dict):
+    """Validate an API-format prompt as the server would, then run it in ComfyUI's real executor.
+    Returns the executor's history_result; raises ExecutionFailed with ComfyUI's own error."""
+    boot()
+    import execution
+    prompt_id = str(uuid.uuid4())
+    valid = asyncio.run(execution.validate_prompt(prompt_id, prompt, None))
+    if not valid[0]:
+        raise ExecutionFailed(f"invalid prompt: {valid[1]} {valid[3]}", valid[1])
+    server = _StubServer()
+    ex = execution.PromptExecutor(server, cache_type=False, cache_args={"lru": 0, "ram": 0})
+    ex.execute(prompt, prompt_id, {}, valid[2])
+    if not ex.success:
+        err = [d for e, d in ex.status_messages if e == "execution_error"]
+        msg = err[0]["exception_message"] if err else "unknown error"
+        raise ExecutionFailed(msg, err[0] if err else None)
+    return ex.history_result

@@ -1,0 +1,107 @@
+"""Test-only instruments, attached through ComfyUI's own extension points (a SAMPLER_SAMPLE
+wrapper and an APPLY_MODEL wrapper on a model clone), never by replacing ComfyUI functions.
+
+* ``capture(model)``: a clone whose sampler records the noise it actually starts from, plus the
+  guider and sigmas, so a test can recompute the expected refined noise independently.
+* ``count_calls(model)``: a clone that counts diffusion-model evaluations and their batch sizes.
+* Test-only graph nodes (tiny models, conditioning, capture) for runs through the real executor.
+"""
+from __future__ import annotations
+
+import comfy.patcher_extension as pe
+
+RECORDS: dict[str, list] = {}
+
+
+def _recorder(label):
+    def wrapper(executor, guider, sigmas, extra_args, callback, noise, latent_image, denoise_mask, disable_pbar):
+        RECORDS.setdefault(label, []).append({
+            "noise": noise.detach().clone(), "guider": guider, "sigmas": sigmas.detach().clone(),
+            "extra_args": extra_args, "latent_image": latent_image})
+        return executor(guider, sigmas, extra_args, callback, noise, latent_image, denoise_mask, disable_pbar)
+    return wrapper
+
+
+def capture(model, label="capture"):
+    """Clone with an innermost SAMPLER_SAMPLE wrapper (added after the pack's, so it runs inside
+    it and sees the noise the sampler really starts from)."""
+    RECORDS.pop(label, None)
+    m = model.clone()
+    pe.add_wrapper_with_key(pe.WrappersMP.SAMPLER_SAMPLE, "nsp_test_capture_" + label, _recorder(label),
+                            m.model_options, is_model_options=True)
+    return m
+
+
+class CallCounter:
+    def __init__(self):
+        self.batches = []
+
+    @property
+    def calls(self):
+        return len(self.batches)
+
+    def __call__(self, executor, x, t, *args, **kwargs):
+        self.batches.append(int(x.shape[0]))
+        return executor(x, t, *args, **kwargs)
+
+
+def count_calls(model):
+    m = model.clone()
+    counter = CallCounter()
+    pe.add_wrapper_with_key(pe.WrappersMP.APPLY_MODEL, "nsp_test_counter", counter, m.model_options,
+                            is_model_options=True)
+    return m, counter
+
+
+# ---------------------------------------------------------------- test-only graph nodes
+
+class TinyModel:
+    CATEGORY = "_test"
+    RETURN_TYPES = ("MODEL",)
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"family": (["sdxl", "flux", "wan"],), "seed": ("INT", {"default": 0})}}
+
+    def load(self, family, seed):
+        import tiny_models
+        return (tiny_models.make_model(family, seed),)
+
+
+class TinyConditioning:
+    CATEGORY = "_test"
+    RETURN_TYPES = ("CONDITIONING", "CONDITIONING")
+    RETURN_NAMES = ("positive", "negative")
+    FUNCTION = "make"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"family": (["sdxl", "flux", "wan"],), "seed": ("INT", {"default": 0}),
+                             "batch": ("INT", {"default": 1, "min": 1})}}
+
+    def make(self, family, seed, batch):
+        import tiny_models
+        return tiny_models.make_conditioning(family, seed, batch)
+
+
+class CaptureNoise:
+    CATEGORY = "_test"
+    RETURN_TYPES = ("MODEL",)
+    FUNCTION = "patch"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"model": ("MODEL",), "label": ("STRING", {"default": "capture"})}}
+
+    def patch(self, model, label):
+        return (capture(model, label),)
+
+
+TEST_NODES = {"NSPTestTinyModel": TinyModel, "NSPTestTinyConditioning": TinyConditioning,
+              "NSPTestCaptureNoise": CaptureNoise}
+
+
+def register():
+    import nodes
+    nodes.NODE_CLASS_MAPPINGS.update(TEST_NODES)
