@@ -13,21 +13,24 @@ import comfy.patcher_extension as pe
 RECORDS: dict[str, list] = {}
 
 
-def _recorder(label):
+def _recorder(label, inspect):
     def wrapper(executor, guider, sigmas, extra_args, callback, noise, latent_image, denoise_mask, disable_pbar):
-        RECORDS.setdefault(label, []).append({
-            "noise": noise.detach().clone(), "guider": guider, "sigmas": sigmas.detach().clone(),
-            "extra_args": extra_args, "latent_image": latent_image})
+        rec = {"noise": noise.detach().clone(), "guider": guider, "sigmas": sigmas.detach().clone(),
+               "extra_args": extra_args, "latent_image": latent_image}
+        if inspect is not None:  # the guider is only usable while sampling runs
+            rec["inspect"] = inspect(rec)
+        RECORDS.setdefault(label, []).append(rec)
         return executor(guider, sigmas, extra_args, callback, noise, latent_image, denoise_mask, disable_pbar)
     return wrapper
 
 
-def capture(model, label="capture"):
+def capture(model, label="capture", inspect=None):
     """Clone with an innermost SAMPLER_SAMPLE wrapper (added after the pack's, so it runs inside
-    it and sees the noise the sampler really starts from)."""
+    it and sees the noise the sampler really starts from). ``inspect(record)`` runs in there too,
+    while the guider can still predict."""
     RECORDS.pop(label, None)
     m = model.clone()
-    pe.add_wrapper_with_key(pe.WrappersMP.SAMPLER_SAMPLE, "nsp_test_capture_" + label, _recorder(label),
+    pe.add_wrapper_with_key(pe.WrappersMP.SAMPLER_SAMPLE, "nsp_test_capture_" + label, _recorder(label, inspect),
                             m.model_options, is_model_options=True)
     return m
 
