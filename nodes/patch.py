@@ -65,7 +65,7 @@ def probe_chunk(model, z: torch.Tensor, probes: int, cfg_branches: int, free: fl
     return 1
 
 
-def run_injection(guider, sigmas, extra_args, z: torch.Tensor, settings: dict, disable_pbar: bool) -> tuple:
+def run_injection(guider, extra_args, z: torch.Tensor, settings: dict) -> tuple:
     node = "Noise Semantic Inject"
     schedule = settings["schedule"]
     strength = settings["strength"]
@@ -135,10 +135,12 @@ def refine_noise_wrapper(executor, guider, sigmas, extra_args, callback, noise, 
     if erase_s is not None:
         z = core.erase(z, seed, erase_s["samples"], erase_s["restandardize"])
         notes.append(f"erased with n={erase_s['samples']}")
-    if inject_s is not None and inject_s["strength"] > 0:
-        z, calls, chunk = run_injection(guider, sigmas, extra_args, z, inject_s, disable_pbar)
+    if inject_s is not None and inject_s["strength"] == 0:
+        notes.append("inject strength 0: no change")
+    elif inject_s is not None:
+        z, calls, chunk = run_injection(guider, extra_args, z, inject_s)
         notes.append(f"injected strength {inject_s['strength']:g} from {len(inject_s['schedule'])} probe(s) "
-                     f"in {calls} guided call(s)")
+                     f"in {calls} guided call(s) of up to {chunk} probe(s)")
     ms = guider.inner_model.model_sampling
     if float(sigmas[0]) < float(ms.sigma_max) * (1 - 1e-3):
         notes.append(f"sampling starts below sigma_max ({float(sigmas[0]):.4g} < {float(ms.sigma_max):.4g}, "
