@@ -9,7 +9,8 @@ class NoiseSemanticInject:
     DESCRIPTION = ("Semantic Injection: before sampling, the model is asked at several times what it makes of the "
                    "noise under your prompt (with the sampler's CFG), and the noise is nudged along that "
                    "denoising direction: z' = (z + strength * e) / sqrt(1 + strength^2), still unit variance. "
-                   "Costs one batched model call (about one sampling step). Runs after Noise Semantic Erase "
+                   "Costs one batched model call holding every probe (the compute of about one sampling step per probe, "
+                   "less wall time when the GPU has headroom). Runs after Noise Semantic Erase "
                    "whatever the order of the two nodes.")
     CATEGORY = "sampling/noise semantics"
     RETURN_TYPES = ("MODEL",)

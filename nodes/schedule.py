@@ -19,7 +19,7 @@ class TemporalWeightSchedule:
         return {"required": {
             "probes": ("INT", {"default": d["probes"], "min": 1, "max": 64,
                                "tooltip": "K: how many times the model is asked. All probes go through the sampler's "
-                                          "model in one batched call when memory allows (cost: about one sampling step)."}),
+                                          "model in one batched call when memory allows (compute: about one sampling step per probe)."}),
             "tau_min": ("FLOAT", {"default": d["tau_min"], "min": 0.001, "max": 1.0, "step": 0.01,
                                   "tooltip": "Latest probe time, in (0, 1]. 1 = pure noise, 0 = the finished image."}),
             "tau_max": ("FLOAT", {"default": d["tau_max"], "min": 0.001, "max": 1.0, "step": 0.01,

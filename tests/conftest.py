@@ -13,6 +13,11 @@ import host  # noqa: E402
 
 host.boot()
 
+import torch  # noqa: E402
+
+# The test models are tiny: one thread is faster than fighting over the two cores of a CI machine.
+torch.set_num_threads(1)
+
 import probes  # noqa: E402
 
 probes.register()

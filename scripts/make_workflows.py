@@ -1,0 +1,292 @@
+"""Build workflows/*.json from ComfyUI's official templates (pip packages
+comfyui-workflow-templates-media-image==0.3.17 / -media-video==0.3.12, downloaded into a temporary
+folder) by inserting the pack's nodes on the MODEL wire. Widget values of the pack's nodes come from
+the LIVE node definitions (defaults), so re-run this after the defaults change.
+
+    .venv/bin/python scripts/make_workflows.py
+"""
+import copy
+import json
+import subprocess
+import sys
+import tempfile
+import zipfile
+import tomllib
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TPL = Path(tempfile.mkdtemp(prefix="nsp-templates-"))
+subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(TPL),
+                "comfyui-workflow-templates-media-image==0.3.17",
+                "comfyui-workflow-templates-media-video==0.3.12"], check=True)
+for whl in TPL.glob("*.whl"):
+    zipfile.ZipFile(whl).extractall(TPL)
+sys.path.insert(0, str(ROOT / "tests"))
+import host  # noqa: E402
+
+nodes = host.boot()
+import workflow_api as wa  # noqa: E402
+
+VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+OUR_COLOR = {"color": "#223", "bgcolor": "#335"}
+NOTE_COLOR = {"color": "#432", "bgcolor": "#653"}
+
+
+def defaults(class_type):
+    out = []
+    for spec in wa.widget_specs(class_type):
+        out.append(spec.options.get("default", spec.choices[0] if spec.choices else None))
+        out.extend("fixed" for _ in spec.extras)
+    return out
+
+
+D = {k: dict(zip([s.name for s in wa.widget_specs(k)], defaults(k)))
+     for k in ("NoiseSemanticErase", "NoiseSemanticInject", "NoiseSemanticTemporalSchedule")}
+
+
+class WF:
+    def __init__(self, path):
+        self.d = json.loads(Path(path).read_text())
+        self.nodes = {n["id"]: n for n in self.d["nodes"]}
+
+    def node(self, nid):
+        return self.nodes[nid]
+
+    def remove_node(self, nid):
+        n = self.nodes.pop(nid)
+        for inp in n.get("inputs", []):
+            if inp.get("link") is not None:
+                self.remove_link(inp["link"])
+        for out in n.get("outputs", []):
+            for lid in list(out.get("links") or []):
+                self.remove_link(lid)
+        self.d["nodes"] = [x for x in self.d["nodes"] if x["id"] != nid]
+
+    def remove_link(self, lid):
+        link = next((l for l in self.d["links"] if l[0] == lid), None)
+        if link is None:
+            return
+        self.d["links"].remove(link)
+        o, t = self.nodes.get(link[1]), self.nodes.get(link[3])
+        if o:
+            out = o["outputs"][link[2]]
+            out["links"] = [x for x in out["links"] if x != lid]
+        if t:
+            for inp in t["inputs"]:
+                if inp.get("link") == lid:
+                    inp["link"] = None
+
+    def add_node(self, type_, pos, size, widgets, inputs=(), outputs=(), title=None, extra=None):
+        nid = self.d["last_node_id"] + 1
+        self.d["last_node_id"] = nid
+        n = {"id": nid, "type": type_, "pos": list(pos), "size": list(size), "flags": {}, "order": 0, "mode": 0,
+             "inputs": [dict(i, link=None) for i in inputs],
+             "outputs": [dict(o, links=[]) for o in outputs],
+             "properties": {"Node name for S&R": type_} if type_ not in ("Note", "MarkdownNote") else {},
+             "widgets_values": list(widgets)}
+        if title:
+            n["title"] = title
+        if extra:
+            n.update(extra)
+        self.d["nodes"].append(n)
+        self.nodes[nid] = n
+        return nid
+
+    def connect(self, o, oslot, t, tname):
+        o_node, t_node = self.nodes[o], self.nodes[t]
+        ti = next(i for i, inp in enumerate(t_node["inputs"]) if inp["name"] == tname)
+        if t_node["inputs"][ti].get("link") is not None:
+            self.remove_link(t_node["inputs"][ti]["link"])
+        typ = o_node["outputs"][oslot]["type"]
+        lid = self.d["last_link_id"] + 1
+        self.d["last_link_id"] = lid
+        self.d["links"].append([lid, o, oslot, t, ti, typ])
+        o_node["outputs"][oslot].setdefault("links", []).append(lid)
+        o_node["outputs"][oslot]["slot_index"] = oslot
+        t_node["inputs"][ti]["link"] = lid
+        return lid
+
+    def model_source(self, t, tname="model"):
+        inp = next(i for i in self.nodes[t]["inputs"] if i["name"] == tname)
+        link = next(l for l in self.d["links"] if l[0] == inp["link"])
+        return link[1], link[2]
+
+    def insert_ours(self, sampler, x, y, note_text, note_pos, note_size, family_title):
+        """source MODEL -> Erase -> Inject (+ Schedule) -> sampler.model."""
+        src, slot = self.model_source(sampler)
+        ex = {**OUR_COLOR}
+        props = {"cnr_id": "comfyui-noise-semantics", "ver": VERSION}
+        erase = self.add_node("NoiseSemanticErase", (x, y), (290, 106),
+                              [D["NoiseSemanticErase"][k] for k in ("samples", "restandardize")],
+                              [{"name": "model", "type": "MODEL"}], [{"name": "MODEL", "type": "MODEL"}], extra=ex)
+        sched = self.add_node("NoiseSemanticTemporalSchedule", (x, y + 150), (290, 226),
+                              defaults("NoiseSemanticTemporalSchedule"), [],
+                              [{"name": "schedule", "type": "NOISE_SEMANTIC_SCHEDULE"}], extra=ex)
+        inject = self.add_node("NoiseSemanticInject", (x + 320, y), (290, 126),
+                               defaults("NoiseSemanticInject"),
+                               [{"name": "model", "type": "MODEL"},
+                                {"name": "schedule", "type": "NOISE_SEMANTIC_SCHEDULE", "shape": 7}],
+                               [{"name": "MODEL", "type": "MODEL"}], extra=ex)
+        for nid in (erase, sched, inject):
+            self.nodes[nid]["properties"].update(props)
+        note = self.add_node("Note", note_pos, note_size, [note_text], title=f"Noise Semantics - {family_title}",
+                             extra={**NOTE_COLOR})
+        self.connect(src, slot, erase, "model")
+        self.connect(erase, 0, inject, "model")
+        self.connect(sched, 0, inject, "schedule")
+        self.connect(inject, 0, sampler, "model")
+        return erase, inject, sched, note
+
+    def add_group(self, title, bounding, color="#3f789e"):
+        gid = max([g.get("id", 0) for g in self.d.get("groups", [])] + [0]) + 1
+        self.d.setdefault("groups", []).append({"id": gid, "title": title, "bounding": list(bounding),
+                                                "color": color, "font_size": 24, "flags": {}})
+
+    def finish(self, out_path):
+        # Execution order as the frontend computes it (topological), ids renumbered nowhere.
+        deps = {nid: set() for nid in self.nodes}
+        for l in self.d["links"]:
+            deps[l[3]].add(l[1])
+        order, done = [], set()
+        while len(order) < len(deps):
+            ready = sorted(n for n in deps if n not in done and deps[n] <= done)
+            if not ready:
+                raise RuntimeError("cycle")
+            for n in ready:
+                done.add(n)
+                order.append(n)
+        for i, nid in enumerate(order):
+            self.nodes[nid]["order"] = i
+        self.d["links"].sort(key=lambda l: l[0])
+        self.d["last_node_id"] = max(self.nodes)
+        self.d["last_link_id"] = max(l[0] for l in self.d["links"])
+        # Own workflow ids (the templates' ids would collide with the official ones), stable per file.
+        self.d["id"] = str(uuid.uuid5(uuid.NAMESPACE_URL, "comfyui-noise-semantics/workflows/" + Path(out_path).name))
+        # Initial view: the whole graph, groups included, on a 1600 x 900 canvas.
+        xs, ys = [], []
+        for n in self.d["nodes"]:
+            xs += [n["pos"][0], n["pos"][0] + n["size"][0]]
+            ys += [n["pos"][1] - 30, n["pos"][1] + n["size"][1]]
+        for g in self.d.get("groups", []):
+            b = g["bounding"]
+            xs += [b[0], b[0] + b[2]]
+            ys += [b[1], b[1] + b[3]]
+        scale = round(min(1600 / (max(xs) - min(xs) + 80), 900 / (max(ys) - min(ys) + 80)), 3)
+        self.d["extra"]["ds"] = {"scale": scale, "offset": [40 - min(xs), 40 - min(ys)]}
+        self.d["extra"] = {k: v for k, v in self.d.get("extra", {}).items() if not k.startswith("VHS_")}
+        Path(out_path).write_text(json.dumps(self.d, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        print("wrote", out_path, len(self.d["nodes"]), "nodes", len(self.d["links"]), "links")
+
+
+E, I, S = D["NoiseSemanticErase"], D["NoiseSemanticInject"], D["NoiseSemanticTemporalSchedule"]
+
+
+def common_text(cfg_note, steps):
+    s_ = I["strength"]
+    if I.get("decorrelate", False):
+        mix = (f"With decorrelate on, strength is an exact mix: noise share 1/sqrt(1+s^2) = "
+               f"{1 / (1 + s_ ** 2) ** 0.5:.2f}, prompt share s/sqrt(1+s^2) = {s_ / (1 + s_ ** 2) ** 0.5:.2f}.")
+    else:
+        mix = "decorrelate off: the paper's formula as written, z' = (z + s*e)/sqrt(1+s^2)."
+    if S["weighting"] == "bump":
+        w = (f"bump weights peaking at tau {S['center']} (half width {S['half_width']}, flatness {S['flatness']})")
+    else:
+        w = "uniform weights"
+    live_probes = S["probes"]
+    return (
+        f"- Noise Semantic Erase, samples = {E['samples']}: the sampler's own noise (from its seed) is summed with "
+        f"{E['samples'] - 1} more draws from seeds derived from it, and rescaled (z = sum / sqrt(n)). "
+        f"1 = off. restandardize = {str(E['restandardize']).lower()}: exact zero mean / unit variance per latent. "
+        f"No model call.\n"
+        f"- Noise Semantic Inject, strength = {s_}: the noise is mixed with the denoising direction the "
+        f"model predicts from it under your prompt. {mix} 0 = off (no extra model call).\n"
+        f"- Temporal Weight Schedule: {S['probes']} probes from tau {S['tau_max']} (pure noise) down to "
+        f"{S['tau_min']}, {w}: early times carry layout, middle times structure.\n"
+        f"- Cost: the probes go through the model in one batched call ({cfg_note}): about the compute of "
+        f"{live_probes} of the {steps} sampling steps, less wall time when the GPU has headroom. If the batch does not "
+        f"fit in memory, the node splits it by itself.\n"
+        f"- Change the sampler's seed as usual: same seed, same result (the extra draws are made on the CPU).\n")
+
+
+# ------------------------------------------------------------------ SDXL base + refiner
+w = WF(TPL / "comfyui_workflow_templates_media_image/templates/sdxl_simple_example.json")
+note = ("SDXL base + refiner with Noise Semantics.\n\n"
+        "Wire: Load Checkpoint - BASE (MODEL) -> Noise Semantic Erase -> Noise Semantic Inject -> KSampler "
+        "(Advanced) - BASE. Only the base model is patched: the REFINER sampler has add_noise disabled (it "
+        "continues the base's latent and receives no new noise), so there is nothing to refine there; a patched "
+        "model would leave it untouched anyway.\n\n"
+        + common_text("CFG 8: prompt and negative prompt", 25) +
+        "\nSDXL is an eps (noise-prediction) model: the probes ask the UNet at sigmas from sigma_max down to the "
+        "middle of the schedule; the direction used is minus its predicted noise (the direction a denoising step "
+        "moves). Keep the base sampler's start_at_step at 0: a later start adds the refined noise to the "
+        "latent at a lower sigma, as with any noise.")
+erase, inject, sched, n = w.insert_ours(10, 575, -610, note, (1215, -610), (610, 415), "SDXL")
+w.add_group("Noise Semantics (comfyui-noise-semantics)", (560, -652, 1280, 465))
+w.finish(ROOT / "workflows/sdxl_base_refiner_noise_semantics.json")
+
+# ------------------------------------------------------------------ FLUX.1 dev
+w = WF(TPL / "comfyui_workflow_templates_media_image/templates/flux_dev_full_text_to_image.json")
+note = ("FLUX.1 [dev] with Noise Semantics.\n\n"
+        "Wire: Load Diffusion Model (MODEL) -> Noise Semantic Erase -> Noise Semantic Inject -> KSampler.\n\n"
+        + common_text("CFG 1: the prompt only", 20) +
+        "\nFLUX.1 dev is guidance-distilled: KSampler cfg stays 1.0 and the guidance (3.5) goes in through "
+        "CLIPTextEncodeFlux, so the probes see exactly the conditioning the sampler uses, and the zeroed negative "
+        "is not evaluated. FLUX is a rectified-flow model: a probe at tau asks the model at the sigma the "
+        "sampler would reach at that point of its schedule (with FLUX's own shift); the direction used is minus "
+        "the predicted velocity.")
+erase, inject, sched, n = w.insert_ours(31, -320, -620, note, (300, -620), (600, 560), "FLUX.1 dev")
+w.add_group("Noise Semantics (comfyui-noise-semantics)", (-330, -660, 1250, 630))
+w.finish(ROOT / "workflows/flux1_dev_noise_semantics.json")
+
+# ------------------------------------------------------------------ WAN 2.1 T2V 1.3B
+w = WF(TPL / "comfyui_workflow_templates_media_video/templates/text_to_video_wan.json")
+note = ("Wan 2.1 text-to-video 1.3B with Noise Semantics.\n\n"
+        "Wire: Load Diffusion Model -> ModelSamplingSD3 (shift 8) -> Noise Semantic Erase -> Noise Semantic "
+        "Inject -> KSampler. The nodes come after ModelSamplingSD3 so the probes use the same shifted sigmas as "
+        "the sampler (with shift 8, tau 0.5 is already sigma 0.89).\n\n"
+        + common_text("CFG 6: prompt and negative prompt", 30) +
+        "\nThe noise is the whole video latent (all frames at once): erase and inject act on it as one sample. "
+        "A probe batch holds probes x 2 whole video latents; fewer probes make it lighter.")
+erase, inject, sched, n = w.insert_ours(3, 470, -720, note, (1100, -720), (640, 640), "Wan 2.1")
+w.add_group("Noise Semantics (comfyui-noise-semantics)", (460, -760, 1290, 710))
+w.finish(ROOT / "workflows/wan21_t2v_1.3B_noise_semantics.json")
+
+# ------------------------------------------------------------------ WAN 2.2 14B T2V (high/low), no LoRA
+w = WF(TPL / "comfyui_workflow_templates_media_video/templates/video_wan2_2_14B_t2v.json")
+keep = {90, 92, 93, 94, 95, 96, 97, 98, 99, 91, 100, 101, 102, 104, 110, 62}
+for nid in list(w.nodes):
+    if nid not in keep:
+        w.remove_node(nid)
+dy = -750
+for nid, nd in w.nodes.items():
+    nd["mode"] = 0
+    if nd["type"] == "ModelSamplingSD3":
+        nd["widgets_values"] = [round(nd["widgets_values"][0], 6)]
+    nd["pos"] = [nd["pos"][0], nd["pos"][1] + dy]
+w.node(62)["pos"] = [-470, 40]
+w.node(110)["pos"] = [40, 880]
+md = w.node(62)["widgets_values"][0]
+start, end = md.index("**LoRA**"), md.index("**VAE**")
+w.node(62)["widgets_values"][0] = md[:start] + md[end:]
+tree_lora = [ln for ln in w.node(62)["widgets_values"][0].splitlines() if "loras" in ln or "lightx2v" in ln]
+for ln in tree_lora:
+    w.node(62)["widgets_values"][0] = w.node(62)["widgets_values"][0].replace(ln + "\n", "")
+w.d["groups"] = [g for g in w.d["groups"] if g["title"] in ("Step1 - Load models", "Step2 - Video size",
+                                                              "Step3 Prompt", "Wan2.2 T2V fp8_scaled")
+                 and g["bounding"][1] >= 700]
+for g in w.d["groups"]:
+    g["bounding"][1] += dy
+note = ("Wan 2.2 14B text-to-video (high-noise + low-noise experts) with Noise Semantics.\n\n"
+        "Wire: Load Diffusion Model (high noise) -> ModelSamplingSD3 (shift 8) -> Noise Semantic Erase -> Noise "
+        "Semantic Inject -> KSampler (Advanced) high (add_noise enable, steps 0-10). Only the high-noise stage "
+        "draws noise; the low-noise KSampler (Advanced) has add_noise disabled and continues the latent, so its "
+        "model needs no node (a patched model would leave it untouched anyway).\n\n"
+        + common_text("CFG 3.5: prompt and negative prompt", 20) +
+        "\nThe probes use the high-noise expert, at sigmas where it is the expert: with shift 8, tau 1.0-0.5 is "
+        "sigma 1.0-0.89, the same range the high stage samples before the switch at step 10 of 20. "
+        "With the 4-step lightx2v LoRA variant of the official template, put the two nodes after the high-noise "
+        "LoRA + ModelSamplingSD3 in the same way (cfg 1 there: the probes see the prompt only).")
+erase, inject, sched, n = w.insert_ours(96, 660, -720, note, (1290, -720), (630, 660), "Wan 2.2")
+w.add_group("Noise Semantics (comfyui-noise-semantics)", (650, -760, 1290, 740))
+w.finish(ROOT / "workflows/wan22_14B_t2v_noise_semantics.json")
