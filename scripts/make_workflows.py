@@ -120,10 +120,10 @@ class WF:
         erase = self.add_node("NoiseSemanticErase", (x, y), (290, 106),
                               [D["NoiseSemanticErase"][k] for k in ("samples", "restandardize")],
                               [{"name": "model", "type": "MODEL"}], [{"name": "MODEL", "type": "MODEL"}], extra=ex)
-        sched = self.add_node("NoiseSemanticTemporalSchedule", (x, y + 150), (290, 226),
+        sched = self.add_node("NoiseSemanticTemporalSchedule", (x, y + 150), (290, 356),
                               defaults("NoiseSemanticTemporalSchedule"), [],
                               [{"name": "schedule", "type": "NOISE_SEMANTIC_SCHEDULE"}], extra=ex)
-        inject = self.add_node("NoiseSemanticInject", (x + 320, y), (290, 126),
+        inject = self.add_node("NoiseSemanticInject", (x + 320, y), (290, 168),
                                defaults("NoiseSemanticInject"),
                                [{"name": "model", "type": "MODEL"},
                                 {"name": "schedule", "type": "NOISE_SEMANTIC_SCHEDULE", "shape": 7}],
@@ -221,8 +221,8 @@ note = ("SDXL base + refiner with Noise Semantics.\n\n"
         "middle of the schedule; the direction used is minus its predicted noise (the direction a denoising step "
         "moves). Keep the base sampler's start_at_step at 0: a later start adds the refined noise to the "
         "latent at a lower sigma, as with any noise.")
-erase, inject, sched, n = w.insert_ours(10, 575, -610, note, (1215, -610), (610, 415), "SDXL")
-w.add_group("Noise Semantics (comfyui-noise-semantics)", (560, -652, 1280, 465))
+erase, inject, sched, n = w.insert_ours(10, 575, -760, note, (1215, -760), (610, 540), "SDXL")
+w.add_group("Noise Semantics (comfyui-noise-semantics)", (560, -802, 1280, 615))
 w.finish(ROOT / "workflows/sdxl_base_refiner_noise_semantics.json")
 
 # ------------------------------------------------------------------ FLUX.1 dev
