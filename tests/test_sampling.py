@@ -311,3 +311,16 @@ def test_patch_clones_and_leaves_the_input_model_alone():
     b = Erase().patch(a, 5, False)[0]
     opts = b.model_options["transformer_options"]["noise_semantics"]
     assert opts["erase"] == {"samples": 5, "restandardize": False} and opts["inject"]["strength"] == 0.5
+
+
+def test_probing_reports_progress_per_probe():
+    import comfy.utils
+    seen = []
+    old = comfy.utils.PROGRESS_BAR_HOOK
+    comfy.utils.set_progress_bar_global_hook(lambda value, total, preview, node_id=None: seen.append((value, total)))
+    try:
+        sched = Schedule().build(3, 0.5, 1.0, "uniform", 0.8, 0.5, 1.0)[0]
+        ksample(refined_model("flux", 1, 0.5, sched), "flux", steps=2)
+    finally:
+        comfy.utils.set_progress_bar_global_hook(old)
+    assert (3, 3) in seen  # the probes' bar reached K of K (the sampler's own bar counts steps)
