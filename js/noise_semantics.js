@@ -126,11 +126,8 @@ function redrawOnChange(node, preview) {
   }
 }
 
-// --------------------------------------------------------------------------- schedule curve
-function drawSchedule(ctx, node, width, y, height) {
-  const c = colors();
-  const v = widgetValues(node);
-  const s = makeSchedule(v);
+// A rounded panel under the widgets; the caller restores ctx.
+function drawPanel(ctx, c, width, y, height) {
   const x0 = 15, x1 = width - 15, top = y + 4, bottom = y + height - 4;
   ctx.save();
   roundRect(ctx, x0, top, x1 - x0, bottom - top, 6);
@@ -139,6 +136,15 @@ function drawSchedule(ctx, node, width, y, height) {
   ctx.strokeStyle = c.outline;
   ctx.lineWidth = 1;
   ctx.stroke();
+  return { x0, x1, top, bottom };
+}
+
+// --------------------------------------------------------------------------- schedule curve
+function drawSchedule(ctx, node, width, y, height) {
+  const c = colors();
+  const v = widgetValues(node);
+  const s = makeSchedule(v);
+  const { x0, x1, top, bottom } = drawPanel(ctx, c, width, y, height);
 
   ctx.font = "11px sans-serif";
   ctx.textBaseline = "top";
@@ -237,14 +243,7 @@ function drawMix(ctx, node, width, y, height) {
   const v = widgetValues(node);
   const m = mixShares(v.strength);
   const exact = v.decorrelate !== false; // off: e still overlaps z, the shares are only nominal
-  const x0 = 15, x1 = width - 15, top = y + 4, bottom = y + height - 4;
-  ctx.save();
-  roundRect(ctx, x0, top, x1 - x0, bottom - top, 6);
-  ctx.fillStyle = c.bg;
-  ctx.fill();
-  ctx.strokeStyle = c.outline;
-  ctx.lineWidth = 1;
-  ctx.stroke();
+  const { x0, x1, top, bottom } = drawPanel(ctx, c, width, y, height);
   ctx.font = "11px sans-serif";
   ctx.textBaseline = "middle";
   if (m.error) {

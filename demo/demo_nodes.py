@@ -1,0 +1,125 @@
+"""Demo-only ComfyUI nodes for the digits models. NOT part of the pack: ``demo/run_demo.py``
+registers them into ``nodes.NODE_CLASS_MAPPINGS`` at run time, after ComfyUI has booted, so the
+prompts it runs can load a digits model, write a class prompt and turn a LATENT into pixels.
+Sampling itself is ComfyUI's own KSampler; the refinement is the pack's own nodes.
+"""
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+CATEGORY = "noise semantics demo"
+
+
+def demo_models():
+    name = "noise_semantics_demo_models"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, ROOT / "demo" / "models.py")
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod
+        spec.loader.exec_module(mod)
+    return sys.modules[name]
+
+
+_cache = {}
+
+
+class DigitsModelLoader:
+    """Loads a shipped digits model (demo/*.safetensors) as a MODEL, like a checkpoint loader."""
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("MODEL",)
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"kind": (["eps", "flow"], {"tooltip": "eps: SD1.5-class UNet; flow: FLUX-schnell-class DiT"})}}
+
+    def load(self, kind):
+        if kind not in _cache:
+            _cache[kind] = demo_models().load(kind)
+        patcher, emb = _cache[kind]
+        patcher.model.digits_emb = emb  # the conditioning node reads the frozen "text encoder" here
+        patcher.model.digits_kind = kind
+        return (patcher.clone(),)
+
+
+class DigitsClassConditioning:
+    """A class 'prompt': the digit's fixed embedding as CONDITIONING (10 = empty prompt)."""
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("CONDITIONING",)
+    FUNCTION = "encode"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"model": ("MODEL",),
+                             "digit": ("INT", {"default": 0, "min": 0, "max": 10,
+                                               "tooltip": "0..9, or 10 for the empty (null) prompt"})}}
+
+    def encode(self, model, digit):
+        m = model.model
+        return (demo_models().conditioning(m.digits_emb, m.digits_kind, int(digit)),)
+
+
+class DigitsLatentToImage:
+    """The demo's fixed 'VAE decode': LATENT -> 8x8 digit, shown enlarged, dark ink on white."""
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("IMAGE",)
+    FUNCTION = "decode"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"model": ("MODEL",), "samples": ("LATENT",),
+                             "scale": ("INT", {"default": 4, "min": 1, "max": 32})}}
+
+    def decode(self, model, samples, scale):
+        dm = demo_models()
+        return (dm.to_image(dm.decode(model, samples["samples"]), scale),)
+
+
+class DigitsCollect:
+    """Output node: hands the decoded 8x8 pixels (0..16) back in the prompt's ui outputs."""
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ()
+    FUNCTION = "collect"
+    OUTPUT_NODE = True
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"images": ("IMAGE",), "label": ("STRING", {"default": "digits"}),
+                             "scale": ("INT", {"default": 4, "min": 1, "max": 32})}}
+
+    def collect(self, images, label, scale):
+        # undo to_image: average each scale x scale block, back to 0..16 ink
+        px = images[..., 0]
+        n, h, w = px.shape
+        px = px.reshape(n, h // scale, scale, w // scale, scale).mean(dim=(2, 4))
+        pixels = ((1.0 - px) * 16.0).clamp(0, 16)
+        return {"ui": {"digits": [{"label": label, "pixels": pixels.tolist()}]}}
+
+
+NODE_CLASS_MAPPINGS = {
+    "DigitsDemoModelLoader": DigitsModelLoader,
+    "DigitsDemoClassConditioning": DigitsClassConditioning,
+    "DigitsDemoLatentToImage": DigitsLatentToImage,
+    "DigitsDemoCollect": DigitsCollect,
+}
+
+
+def register(nodes_module) -> None:
+    """Add the demo nodes to a booted ComfyUI (nodes module from tests/host.py: boot())."""
+    for k, v in NODE_CLASS_MAPPINGS.items():
+        nodes_module.NODE_CLASS_MAPPINGS.setdefault(k, v)
+        nodes_module.NODE_DISPLAY_NAME_MAPPINGS.setdefault(k, k)
+
+
+def pixels_of(history_result: dict) -> dict:
+    """{label: tensor [N, 8, 8]} from the DigitsCollect outputs of a finished prompt."""
+    out = {}
+    for ui in history_result.get("outputs", {}).values():
+        for item in ui.get("digits", []):
+            out[item["label"]] = torch.tensor(item["pixels"], dtype=torch.float32)
+    return out

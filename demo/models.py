@@ -1,0 +1,273 @@
+"""Two tiny class-conditional "digits" diffusion models built from ComfyUI's own classes.
+
+They exist to give the noise-semantics nodes something real to work on without downloading a
+checkpoint: both are trained (``demo/train.py``, a few CPU minutes each) on scikit-learn's 8x8
+handwritten digits and sample through ComfyUI's real KSampler.
+
+* ``eps``  -- a UNet of ComfyUI's SD 1.5 class (``comfy.supported_models.SD15`` ->
+  ``model_base.BaseModel``, eps prediction, ComfyUI's 1000 discrete SD sigmas, 0.029..14.6),
+  shrunk to ~1.4 M parameters; class conditioning = the cross-attention context.
+* ``flow`` -- a DiT of ComfyUI's FLUX.1-schnell class (``comfy.supported_models.FluxSchnell`` ->
+  ``model_base.Flux``, rectified flow, sigma in (0, 1], shift 1.0), shrunk to ~0.4 M
+  parameters; class conditioning = the "T5" context plus the pooled "CLIP" vector.
+
+Latent ("model space", what the network sees): the 8x8 digit, pixels/16 standardized with the
+dataset's global mean and std (so roughly unit variance), rearranged without loss into the
+family's channels by pixel-unshuffle: 4 x 4x4 for SD 1.5 (2x2 pixel blocks), 16 x 2x2 for FLUX
+(4x4 pixel blocks). Latent dims == pixels (64), so the initial noise is exactly a unit Gaussian
+"image". A LATENT on ComfyUI's wires is in "VAE space" like any other latent of these families
+(``latent_format.process_latent_out`` of model space), and the stock empty-latent nodes give
+what the models expect: EmptyLatentImage at 32x32 (eps) and EmptySD3LatentImage at 16x16
+(flow). There is no VAE: ``decode`` maps a LATENT back to pixels with a fixed map (undo the
+latent format, pixel-shuffle, undo the standardization, clip to 0..16).
+
+Conditioning: a frozen "text encoder" -- a fixed random embedding per class, stored in the
+weights file -- gives ComfyUI CONDITIONING ``[[context [B, T, ctx], {"pooled_output": ...}]]``.
+Class 10 is the null class (trained by label dropout), used as the CFG negative and as the
+"empty prompt" that reveals a noise's own class.
+
+Import only after ComfyUI is on sys.path with ``--cpu`` args parsed (``tests/host.py: boot()``).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+import comfy.model_patcher
+import comfy.supported_models
+
+DEMO_DIR = Path(__file__).resolve().parent
+KINDS = ("eps", "flow")
+WEIGHTS = {"eps": DEMO_DIR / "digits_eps_unet.safetensors", "flow": DEMO_DIR / "digits_flow_dit.safetensors"}
+NUM_CLASSES = 10
+NULL_CLASS = 10  # the empty prompt
+# Latent = the 8x8 digit rearranged without loss (pixel-unshuffle), so latent dims == pixels:
+# eps:  4 channels x 4x4 (2x2 pixel blocks) -> EmptyLatentImage at 32x32 "pixels"
+# flow: 16 channels x 2x2 (4x4 pixel blocks) -> EmptySD3LatentImage at 16x16 "pixels"
+UNSHUFFLE = {"eps": 2, "flow": 4}
+TOKENS = 4
+CONTEXT_DIM = 32
+POOLED_DIM = 32  # FLUX only
+
+# --------------------------------------------------------------------------- architectures
+
+EPS_UNET = {
+    # ComfyUI's SD 1.5 UNet (openaimodel.UNetModel): 2 levels 4x4 -> 2x2, cross-attention on the
+    # lower level and in the middle block. SD15.unet_extra_config adds num_heads=8,
+    # num_head_channels=-1 (head dim 8 here). Gotcha: every ResBlock adds the timestep embedding
+    # as a per-channel bias right before a GroupNorm(32, channels); at 32 channels each group is
+    # one channel, the norm removes the bias, and the network cannot see the timestep at all
+    # (measured: output change 2e-7 between t=999 and t=10). 64 channels = 2 per group works.
+    "use_checkpoint": False, "image_size": 4, "in_channels": 4, "out_channels": 4,
+    "model_channels": 64, "channel_mult": [1, 1], "num_res_blocks": [1, 1],
+    "transformer_depth": [0, 1], "transformer_depth_output": [0, 0, 1, 1],
+    "transformer_depth_middle": 1, "use_spatial_transformer": True, "legacy": False,
+    "use_linear_in_transformer": False, "context_dim": CONTEXT_DIM, "num_classes": None,
+    "adm_in_channels": None, "use_temporal_attention": False, "use_temporal_resblock": False,
+}
+
+FLOW_DIT = {
+    # ComfyUI's FLUX.1 DiT (ldm/flux/model.Flux), schnell variant (no guidance embedding), with
+    # 1x1 patches on the 2x2 latent: 4 image tokens + 4 text tokens. axes_dim sums to
+    # hidden/heads, each even (RoPE).
+    "image_model": "flux", "guidance_embed": False, "in_channels": 16, "out_channels": 16,
+    "patch_size": 1, "hidden_size": 64, "num_heads": 4, "axes_dim": [4, 6, 6],
+    "mlp_ratio": 2.0, "depth": 2, "depth_single_blocks": 2, "theta": 10000,
+    "qkv_bias": True, "context_in_dim": CONTEXT_DIM, "vec_in_dim": POOLED_DIM,
+}
+
+
+def model_config(kind: str):
+    if kind == "eps":
+        return comfy.supported_models.SD15(dict(EPS_UNET))
+    if kind == "flow":
+        return comfy.supported_models.FluxSchnell(dict(FLOW_DIT))
+    raise ValueError(f"unknown kind {kind!r}, expected one of {KINDS}")
+
+
+def latent_channels(kind: str) -> int:
+    return EPS_UNET["in_channels"] if kind == "eps" else FLOW_DIT["in_channels"]
+
+
+def latent_size(kind: str) -> int:
+    return 8 // UNSHUFFLE[kind]
+
+
+def empty_latent_node(kind: str) -> tuple:
+    """(stock node id, width, height) of the empty latent this model samples from."""
+    side = latent_size(kind) * 8
+    return ("EmptyLatentImage" if kind == "eps" else "EmptySD3LatentImage"), side, side
+
+
+@torch.no_grad()
+def init_params(module: torch.nn.Module, seed: int) -> None:
+    """ComfyUI's ops skip weight initialisation (checkpoints overwrite it): give every parameter
+    torch's usual default initialisation, deterministically from ``seed``."""
+    torch.manual_seed(seed)
+    base = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d, torch.nn.GroupNorm,
+            torch.nn.LayerNorm, torch.nn.Embedding)
+    done = set()
+    for m in module.modules():
+        for cls in base:
+            if isinstance(m, cls):
+                cls.reset_parameters(m)  # torch's own, not ComfyUI's no-op override
+                done.update(id(p) for p in m.parameters(recurse=False))
+                break
+    for name, p in module.named_parameters():
+        if id(p) in done:
+            continue
+        if name.endswith("scale") or name.endswith("weight") and p.ndim == 1:
+            p.fill_(1.0)  # RMSNorm gains
+        else:
+            p.normal_(0.0, 0.02)
+
+
+def build(kind: str, seed: int = 0):
+    """A freshly initialised float32 CPU model: ``(model_config, model_base instance)``."""
+    config = model_config(kind)
+    config.set_inference_dtype(torch.float32, None)
+    model = config.get_model({}, "")
+    init_params(model.diffusion_model, seed)
+    return config, model
+
+
+# --------------------------------------------------------------------------- conditioning
+
+def make_class_embeddings(seed: int = 1234) -> dict:
+    """The frozen "text encoder": one fixed random context [T, ctx] and pooled vector per class
+    (10 digits + null). Stored in the weights file; regenerated only by train.py."""
+    g = torch.Generator().manual_seed(seed)
+    return {"cond.context": torch.randn(NUM_CLASSES + 1, TOKENS, CONTEXT_DIM, generator=g),
+            "cond.pooled": torch.randn(NUM_CLASSES + 1, POOLED_DIM, generator=g)}
+
+
+def conditioning(emb: dict, kind: str, classes) -> list:
+    """ComfyUI CONDITIONING for a class or a list of classes (one per latent in the batch;
+    10 = the null class / empty prompt)."""
+    if isinstance(classes, int):
+        classes = [classes]
+    idx = torch.as_tensor(list(classes), dtype=torch.long)
+    if int(idx.min()) < 0 or int(idx.max()) > NULL_CLASS:
+        raise ValueError(f"class must be 0..9, or 10 for the null class; got {classes}")
+    ctx = emb["cond.context"][idx].clone()
+    extra = {}
+    if kind == "flow":
+        extra["pooled_output"] = emb["cond.pooled"][idx].clone()
+    return [[ctx, extra]]
+
+
+# --------------------------------------------------------------------------- data <-> latent
+
+def load_digits():
+    """(images [N, 8, 8] float 0..16, labels [N]) from scikit-learn's bundled dataset."""
+    from sklearn.datasets import load_digits as _ld
+    d = _ld()
+    return torch.tensor(d.images, dtype=torch.float32), torch.tensor(d.target, dtype=torch.long)
+
+
+def pixel_stats(images: torch.Tensor) -> tuple:
+    x = images / 16.0
+    return float(x.mean()), float(x.std())
+
+
+def encode(images: torch.Tensor, kind: str, stats: tuple) -> torch.Tensor:
+    """Digits [N, 8, 8] (0..16) -> model-space latents (what the network sees): standardized
+    pixels, pixel-unshuffled to [N, C, 8/r, 8/r]."""
+    mean, std = stats
+    x = ((images / 16.0 - mean) / std).unsqueeze(1)
+    return torch.nn.functional.pixel_unshuffle(x, UNSHUFFLE[kind])
+
+
+def decode_model_space(x: torch.Tensor, stats: tuple) -> torch.Tensor:
+    """Model-space latents [N, C, s, s] -> pixels [N, 8, 8] in 0..16 (the inverse of encode,
+    clipped)."""
+    mean, std = stats
+    r = 8 // x.shape[-1]
+    px = torch.nn.functional.pixel_shuffle(x.float(), r)[:, 0]
+    return ((px * std + mean) * 16.0).clamp(0.0, 16.0)
+
+
+def decode(patcher, latent: torch.Tensor) -> torch.Tensor:
+    """A LATENT as it leaves KSampler ("VAE space") -> pixels [N, 8, 8] in 0..16."""
+    base = patcher.model
+    return decode_model_space(base.process_latent_in(latent.float()), base.digits_stats)
+
+
+def to_image(pixels: torch.Tensor, scale: int = 4) -> torch.Tensor:
+    """Pixels [N, 8, 8] 0..16 -> ComfyUI IMAGE [N, 8*scale, 8*scale, 3] in 0..1, ink dark on white."""
+    img = 1.0 - pixels / 16.0
+    img = img.repeat_interleave(scale, dim=1).repeat_interleave(scale, dim=2)
+    return img.unsqueeze(-1).repeat(1, 1, 1, 3).clamp(0, 1)
+
+
+# --------------------------------------------------------------------------- save / load
+
+def save(path: Path, kind: str, model, emb: dict, stats: tuple, info: dict) -> None:
+    from safetensors.torch import save_file
+    sd = {"diffusion_model." + k: v.detach().to(torch.float16).contiguous()
+          for k, v in model.diffusion_model.state_dict().items()}
+    sd.update({k: v.contiguous() for k, v in emb.items()})
+    meta = {"kind": kind, "pixel_mean": repr(stats[0]), "pixel_std": repr(stats[1]),
+            "info": json.dumps(info, sort_keys=True)}
+    save_file(sd, str(path), metadata=meta)
+
+
+def load(kind: str, path: Path | None = None):
+    """``(ModelPatcher, embeddings)`` for a shipped (or retrained) demo model, float32 on the CPU,
+    wrapped the way comfy.sd wraps a loaded checkpoint."""
+    from safetensors import safe_open
+    path = Path(path or WEIGHTS[kind])
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: run `.venv/bin/python demo/train.py --kind {kind}`")
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+        sd = {k: f.get_tensor(k) for k in f.keys()}
+    if meta.get("kind") != kind:
+        raise ValueError(f"{path} holds a {meta.get('kind')!r} model, not {kind!r}")
+    config, model = build(kind)
+    dm = {k[len("diffusion_model."):]: v.float() for k, v in sd.items() if k.startswith("diffusion_model.")}
+    model.diffusion_model.load_state_dict(dm, strict=True)
+    model.digits_stats = (float(meta["pixel_mean"]), float(meta["pixel_std"]))
+    model.digits_info = json.loads(meta.get("info", "{}"))
+    model.requires_grad_(False)
+    model.eval()
+    emb = {k: v.float() for k, v in sd.items() if k.startswith("cond.")}
+    cpu = torch.device("cpu")
+    return comfy.model_patcher.ModelPatcher(model, load_device=cpu, offload_device=cpu), emb
+
+
+def empty_latent(kind: str, batch: int) -> torch.Tensor:
+    """What EmptyLatentImage (eps: 4 ch, 32x32) / EmptySD3LatentImage (flow: 16 ch, 16x16) give."""
+    return torch.zeros(batch, latent_channels(kind), latent_size(kind), latent_size(kind))
+
+
+# --------------------------------------------------------------------------- judge
+
+def train_classifier(seed: int = 0):
+    """The independent judge: multinomial logistic regression on the real 8x8 digits (pixels
+    0..16 / 16), never trained on anything a diffusion model made. Returns (classifier,
+    held-out accuracy of the same recipe on a 25% split)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+    images, labels = load_digits()
+    X = (images.reshape(len(images), -1) / 16.0).numpy()
+    y = labels.numpy()
+    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.25, random_state=seed, stratify=y)
+    held = LogisticRegression(C=1.0, max_iter=2000).fit(Xtr, ytr).score(Xte, yte)
+    clf = LogisticRegression(C=1.0, max_iter=2000).fit(X, y)
+    return clf, float(held)
+
+
+def classify(clf, pixels: torch.Tensor):
+    """pixels [N, 8, 8] 0..16 -> (predicted class [N], probabilities [N, 10]) as numpy."""
+    X = (pixels.reshape(len(pixels), -1) / 16.0).cpu().numpy()
+    p = clf.predict_proba(X)
+    return p.argmax(1), p
+
+
+def count_params(model) -> int:
+    return sum(p.numel() for p in model.diffusion_model.parameters())
+
+

@@ -1,0 +1,203 @@
+"""Stock versus refined, on two small real models, through ComfyUI's real executor.
+
+    bash scripts/setup_host.sh && .venv/bin/python demo/run_demo.py
+
+Boots ComfyUI in-process (tests/host.py), loads the pack from custom_nodes/ as ComfyUI does,
+adds four demo-only helper nodes (demo/demo_nodes.py: model loader, class prompt, latent ->
+image, collector; registered at run time, not part of the pack) and runs API-format prompts in
+ComfyUI's PromptExecutor. Every image is sampled by the stock KSampler, from the same seed and
+prompt; the refined variants put the pack's nodes on the MODEL wire:
+
+  stock          loader -> KSampler
+  inject         loader -> Noise Semantic Inject (+ Temporal Weight Schedule) -> KSampler
+  erase+inject   loader -> Noise Semantic Erase -> Noise Semantic Inject -> KSampler
+
+with every widget of the pack's nodes at its default. The models are the shipped digits models
+(demo/models.py): an SD1.5-class eps UNet and a FLUX-schnell-class flow DiT trained on
+scikit-learn's 8x8 digits; the judge is a logistic regression trained on the real digits only.
+
+Writes to --out (default demo/output/):
+  grid_<kind>_cfg<cfg>.png  rows = noises, columns = digits 0..9, one panel per variant; a red
+                            frame marks a digit the judge reads as another class.
+  alignment.md              per model and cfg: prompt-class accuracy of each variant, split by
+                            whether the noise already "prefers" the prompted digit (its class with
+                            the empty prompt) or another one, and the within-digit diversity.
+  prompt_<kind>_cfg<cfg>.json  the API prompt that was run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "demo"))
+
+SAMPLER = {"eps": ("euler", "normal"), "flow": ("euler", "simple")}
+MODEL_NAME = {"eps": "SD1.5-class UNet (eps)", "flow": "FLUX-schnell-class DiT (flow)"}
+VARIANTS = (("stock", "stock KSampler"), ("inject", "Inject"), ("erase_inject", "Erase + Inject"))
+# cfg 0.5 weakens the prompt (a stress setting, no one samples like that); cfg 1 is no guidance,
+# how guidance-distilled models run; from cfg ~1.25 on these toy models follow the prompt on every
+# noise and nothing is left to fix (docs/digits.md, benchmarks/results/digits.md).
+DEFAULT_CFGS = (0.5, 1.0, 3.0)
+
+
+def node_defaults(nodes, node_id: str) -> dict:
+    """Widget defaults of a live node definition (so the demo follows the pack's defaults)."""
+    spec = nodes.NODE_CLASS_MAPPINGS[node_id].INPUT_TYPES()
+    out = {}
+    for section in ("required", "optional"):
+        for k, v in spec.get(section, {}).items():
+            if len(v) > 1 and isinstance(v[1], dict) and "default" in v[1]:
+                out[k] = v[1]["default"]
+    return out
+
+
+def build_prompt(nodes, kind: str, seed: int, batch: int, steps: int, cfg: float) -> dict:
+    """One API prompt: for every digit, one KSampler per variant (same seed, prompt, settings),
+    plus the empty-prompt KSampler that tells each noise's own class."""
+    import demo_nodes
+    sampler, scheduler = SAMPLER[kind]
+    empty_id, w, h = demo_nodes.demo_models().empty_latent_node(kind)
+    p = {
+        "load": {"class_type": "DigitsDemoModelLoader", "inputs": {"kind": kind}},
+        # the pack's nodes, every widget at its live default
+        "schedule": {"class_type": "NoiseSemanticTemporalSchedule",
+                     "inputs": node_defaults(nodes, "NoiseSemanticTemporalSchedule")},
+        "inject": {"class_type": "NoiseSemanticInject",
+                   "inputs": node_defaults(nodes, "NoiseSemanticInject") | {"model": ["load", 0],
+                                                                            "schedule": ["schedule", 0]}},
+        "erase": {"class_type": "NoiseSemanticErase",
+                  "inputs": node_defaults(nodes, "NoiseSemanticErase") | {"model": ["load", 0]}},
+        "erase_inject": {"class_type": "NoiseSemanticInject",
+                         "inputs": node_defaults(nodes, "NoiseSemanticInject") | {"model": ["erase", 0],
+                                                                                  "schedule": ["schedule", 0]}},
+        "latent": {"class_type": empty_id, "inputs": {"width": w, "height": h, "batch_size": batch}},
+        "null": {"class_type": "DigitsDemoClassConditioning", "inputs": {"model": ["load", 0], "digit": 10}},
+    }
+    models = {"stock": ["load", 0], "inject": ["inject", 0], "erase_inject": ["erase_inject", 0]}
+
+    def sample_decode_collect(tag, model_ref, pos_ref, cfg_):
+        p[f"ks_{tag}"] = {"class_type": "KSampler", "inputs": {
+            "model": model_ref, "seed": seed, "steps": steps, "cfg": cfg_, "sampler_name": sampler,
+            "scheduler": scheduler, "positive": pos_ref, "negative": ["null", 0],
+            "latent_image": ["latent", 0], "denoise": 1.0}}
+        p[f"img_{tag}"] = {"class_type": "DigitsDemoLatentToImage",
+                           "inputs": {"model": ["load", 0], "samples": [f"ks_{tag}", 0], "scale": 4}}
+        p[f"out_{tag}"] = {"class_type": "DigitsDemoCollect",
+                           "inputs": {"images": [f"img_{tag}", 0], "label": tag, "scale": 4}}
+
+    for d in range(10):
+        p[f"cond_{d}"] = {"class_type": "DigitsDemoClassConditioning", "inputs": {"model": ["load", 0], "digit": d}}
+        for v, _ in VARIANTS:
+            sample_decode_collect(f"{v}_{d}", models[v], [f"cond_{d}", 0], cfg)
+    # the noise's own class: the same noises (same seed and batch), empty prompt, no guidance
+    sample_decode_collect("own", ["load", 0], ["null", 0], 1.0)
+    return p
+
+
+def draw_grid(path: Path, panels, show: int, title: str) -> None:
+    """panels: [(name, pixels per digit [10][N, 8, 8], ok per digit [10][N])]."""
+    from PIL import Image, ImageDraw
+    cell, pad, gap, top, left = 36, 2, 24, 34, 8
+    panel_w = 10 * cell
+    W = left + len(panels) * panel_w + (len(panels) - 1) * gap + left
+    H = top + 14 + show * cell + 8
+    im = Image.new("RGB", (W, H), "white")
+    dr = ImageDraw.Draw(im)
+    dr.text((left, 4), title, fill="black")
+    for pi, (name, px, ok) in enumerate(panels):
+        x0 = left + pi * (panel_w + gap)
+        dr.text((x0, top - 12), name, fill="black")
+        for d in range(10):
+            dr.text((x0 + d * cell + 14, top + 1), str(d), fill="gray")
+            for r in range(show):
+                arr = (255 * (1.0 - px[d][r] / 16.0)).clamp(0, 255).byte().numpy()
+                t = Image.fromarray(arr, "L").resize((cell - 2 * pad - 2, cell - 2 * pad - 2), Image.NEAREST)
+                cx, cy = x0 + d * cell, top + 14 + r * cell
+                im.paste(t.convert("RGB"), (cx + pad + 1, cy + pad + 1))
+                if not bool(ok[d][r]):
+                    dr.rectangle([cx + pad - 1, cy + pad - 1, cx + cell - pad, cy + cell - pad],
+                                 outline=(220, 30, 30), width=2)
+    im.save(path)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, default=ROOT / "demo" / "output")
+    ap.add_argument("--kinds", nargs="+", choices=["eps", "flow"], default=["eps", "flow"])
+    ap.add_argument("--cfgs", type=float, nargs="+", default=list(DEFAULT_CFGS))
+    ap.add_argument("--seed", type=int, default=1, help="KSampler seed (the batch holds --batch noises from it)")
+    ap.add_argument("--batch", type=int, default=32, help="noises per digit (all digits share the same noises)")
+    ap.add_argument("--show", type=int, default=6, help="rows of each grid")
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch CPU threads; 1 is much faster than 2 on a busy shared machine")
+    args = ap.parse_args(argv)
+    t_start = time.perf_counter()
+
+    import host
+    nodes = host.boot()
+    import torch
+    torch.set_num_threads(args.threads)
+    import comfy.utils
+    comfy.utils.PROGRESS_BAR_ENABLED = False  # no tqdm bar per KSampler
+    import demo_nodes
+    demo_nodes.register(nodes)
+    dm = demo_nodes.demo_models()
+    clf, held = dm.train_classifier()
+    images, labels = dm.load_digits()
+    ref_div = [float(torch.pdist(images[labels == c].reshape(-1, 64) / 16.0).mean()) for c in range(10)]
+    args.out.mkdir(parents=True, exist_ok=True)
+    show = min(args.show, args.batch)
+    defaults = {k: node_defaults(nodes, k) for k in
+                ("NoiseSemanticErase", "NoiseSemanticInject", "NoiseSemanticTemporalSchedule")}
+
+    lines = ["# Digits demo: stock KSampler vs the pack's noise refinement", "",
+             f"Pack node defaults used: Erase {json.dumps(defaults['NoiseSemanticErase'])}, Inject "
+             f"{json.dumps(defaults['NoiseSemanticInject'])}, schedule "
+             f"{json.dumps(defaults['NoiseSemanticTemporalSchedule'])}.",
+             f"Each digit 0..9 is sampled from the same {args.batch} noises (KSampler seed {args.seed}, batch "
+             f"{args.batch}, {args.steps} euler steps); judge: logistic regression on the real digits "
+             f"(held-out accuracy {held:.3f}). A noise's own class = what the model makes of it with the empty "
+             "prompt and no guidance; it 'matches' when it is the prompted digit. Diversity = mean pixel "
+             "distance between the images of one digit / the same for the real digits (lower = more alike).",
+             "", "| model | cfg | variant | acc | acc, noise matches | acc, noise differs | diversity | wall s |",
+             "|---|---|---|---|---|---|---|---|"]
+    for kind in args.kinds:
+        for cfg in args.cfgs:
+            t0 = time.perf_counter()
+            prompt = build_prompt(nodes, kind, args.seed, args.batch, args.steps, cfg)
+            (args.out / f"prompt_{kind}_cfg{cfg:g}.json").write_text(json.dumps(prompt, indent=1))
+            res = demo_nodes.pixels_of(host.run_prompt(prompt))
+            wall = time.perf_counter() - t0
+            own = torch.as_tensor(dm.classify(clf, res["own"])[0])
+            match = torch.stack([own == d for d in range(10)])  # [10, batch]
+            panels = []
+            for v, name in VARIANTS:
+                px = [res[f"{v}_{d}"] for d in range(10)]
+                ok = torch.stack([torch.as_tensor(dm.classify(clf, px[d])[0]) == d for d in range(10)])
+                div = sum(float(torch.pdist(px[d].reshape(-1, 64) / 16.0).mean()) / ref_div[d]
+                          for d in range(10)) / 10
+                okf = ok.float()
+
+                def acc(m):
+                    return f"{float(okf[m].mean()):.3f} (n={int(m.sum())})" if int(m.sum()) else "-"
+                lines.append(f"| {kind}: {MODEL_NAME[kind]} | {cfg:g} | {name} | {float(okf.mean()):.3f} | "
+                             f"{acc(match)} | {acc(~match)} | {div:.3f} | {wall:.0f} |")
+                print(lines[-1], flush=True)
+                panels.append((name, px, ok))
+            draw_grid(args.out / f"grid_{kind}_cfg{cfg:g}.png", panels, show,
+                      f"{MODEL_NAME[kind]}: euler {args.steps} steps, cfg {cfg:g}, seed {args.seed}; same noise "
+                      f"in every row; red frame = the judge reads another digit")
+    lines += ["", f"Total wall time {time.perf_counter() - t_start:.0f} s (CPU, {torch.get_num_threads()} thread(s))."]
+    (args.out / "alignment.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    print(f"wrote {args.out}/grid_*.png, alignment.md, prompt_*.json")
+
+
+if __name__ == "__main__":
+    main()
