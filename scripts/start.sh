@@ -22,4 +22,5 @@ venv=${NSP_VENV:-$root/.venv}
 comfy=$(cat .host/comfyui_path)
 dev=$("$venv/bin/python" -c 'import torch; print("" if torch.cuda.is_available() else "--cpu")')
 echo "ComfyUI with the pack: http://127.0.0.1:$port  (Ctrl-C to stop)"
-exec "$venv/bin/python" "$comfy/main.py" $dev --listen 127.0.0.1 --port "$port" --base-directory "$root/.host/base"
+exec "$venv/bin/python" "$comfy/main.py" $dev --listen 127.0.0.1 --port "$port" --base-directory "$root/.host/base" \
+  --database-url "sqlite:///$root/.host/base/user/comfyui.db"
