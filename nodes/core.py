@@ -55,6 +55,16 @@ def check_finite(x: torch.Tensor, node: str, what: str, fix: str) -> None:
         raise _fail(node, f"{what} contains NaN or inf", fix)
 
 
+def check_samples(samples: int, node: str = "Noise Semantic Erase") -> None:
+    if samples < 1:
+        raise _fail(node, f"input 'samples' is {samples}", "set samples to 1 or more (1 = the sampler's own noise)")
+
+
+def check_strength(strength: float, node: str = "Noise Semantic Inject") -> None:
+    if not math.isfinite(strength) or strength < 0:
+        raise _fail(node, f"input 'strength' is {strength}", "use a strength >= 0 (0 = no change)")
+
+
 # --------------------------------------------------------------------------- Semantic Erasure
 
 def derive_seed(seed: int, draw: int, sample: torch.Tensor) -> int:
@@ -85,8 +95,7 @@ def erase(z1: torch.Tensor, seed: int, samples: int, restandardize: bool = True,
     The sum of n independent unit Gaussians divided by sqrt(n) is itself unit Gaussian; the
     optional per-sample re-standardization (n > 1 only) removes the small empirical drift of a
     finite latent."""
-    if samples < 1:
-        raise _fail(node, f"input 'samples' is {samples}", "set samples to 1 or more (1 = the sampler's own noise)")
+    check_samples(samples, node)
     check_finite(z1, node, "the sampler's noise", "check the noise source feeding the sampler")
     if samples == 1:
         return z1  # n = 1 is the stock noise, bit for bit: the sampler's seed keeps its meaning
@@ -216,8 +225,7 @@ def refine_inject(z: torch.Tensor, schedule: TemporalSchedule, strength: float,
     ``chunk`` probes x B samples (k-major, so per-sample conditioning repeats cleanly), then
     aggregates and injects. ``sigma_of_tau(tau)`` gives the probe's sigma, ``c_in(sigma)`` the
     network's input scaling, per sample (shape [N] -> broadcastable to x)."""
-    if not math.isfinite(strength) or strength < 0:
-        raise _fail(node, f"input 'strength' is {strength}", "use a strength >= 0 (0 = no change)")
+    check_strength(strength, node)
     if strength == 0:
         return z
     check_finite(z, node, "the noise to refine", "check the sampler's noise source and the Erase node before it")

@@ -27,8 +27,5 @@ class NoiseSemanticErase:
         }}
 
     def patch(self, model, samples, restandardize):
-        if samples < 1:
-            raise core.NoiseSemanticsError(
-                f"[Noise Semantic Erase] input 'samples' is {samples}. Fix: set samples to 1 or more "
-                f"(1 = the sampler's own noise)")
+        core.check_samples(samples)
         return (patch.patched(model, "erase", {"samples": int(samples), "restandardize": bool(restandardize)}),)

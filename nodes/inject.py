@@ -1,5 +1,3 @@
-import math
-
 from . import core, patch
 
 
@@ -36,9 +34,7 @@ class NoiseSemanticInject:
         }}
 
     def patch(self, model, strength, decorrelate=True, schedule=None):
-        if not math.isfinite(strength) or strength < 0:
-            raise core.NoiseSemanticsError(
-                f"[Noise Semantic Inject] input 'strength' is {strength}. Fix: use a strength >= 0 (0 = no change)")
+        core.check_strength(strength)
         if schedule is None:
             schedule = core.DEFAULT_SCHEDULE
         if not isinstance(schedule, core.TemporalSchedule):

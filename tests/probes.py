@@ -16,7 +16,7 @@ RECORDS: dict[str, list] = {}
 def _recorder(label, inspect):
     def wrapper(executor, guider, sigmas, extra_args, callback, noise, latent_image, denoise_mask, disable_pbar):
         rec = {"noise": noise.detach().clone(), "guider": guider, "sigmas": sigmas.detach().clone(),
-               "extra_args": extra_args, "latent_image": latent_image}
+               "extra_args": extra_args, "seed": extra_args.get("seed"), "latent_image": latent_image}
         if inspect is not None:  # the guider is only usable while sampling runs
             rec["inspect"] = inspect(rec)
         RECORDS.setdefault(label, []).append(rec)

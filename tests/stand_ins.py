@@ -33,15 +33,14 @@ import zlib
 import torch
 
 import comfy.ldm.wan.vae
-import comfy.patcher_extension
 import comfy.sd
 import comfy.taesd.taesd
 
+import probes
 import tiny_models
 
 FAMILIES = tuple(tiny_models.FAMILIES)
-CAPTURE_KEY = "nstest_noise_capture"
-CAPTURED: dict[str, list[dict]] = {}
+CAPTURED = probes.RECORDS  # one recorder for all tests: tests/probes.py
 
 
 # ---------------------------------------------------------------- tiny objects
@@ -194,15 +193,6 @@ class NSTestTextEncodeFlux:
         return (encode(clip, clip_l + "\n" + t5xxl, guidance=guidance),)
 
 
-def _capture_wrapper(label):
-    def wrapper(executor, guider, sigmas, extra_args, callback, noise, latent_image, denoise_mask, disable_pbar):
-        CAPTURED.setdefault(label, []).append({
-            "noise": noise.detach().clone().cpu(), "sigmas": sigmas.detach().clone().cpu(),
-            "seed": extra_args.get("seed"), "latent_image": latent_image.detach().clone().cpu()})
-        return executor(guider, sigmas, extra_args, callback, noise, latent_image, denoise_mask, disable_pbar)
-    return wrapper
-
-
 class NSTestNoiseCapture:
     CATEGORY = _CAT
     RETURN_TYPES = ("MODEL",)
@@ -213,12 +203,8 @@ class NSTestNoiseCapture:
         return {"required": {"model": ("MODEL",), "label": ("STRING", {"default": "stage"})}}
 
     def patch(self, model, label):
-        m = model.clone()
         # Registered after (so inside) any wrapper added upstream on the MODEL wire.
-        comfy.patcher_extension.add_wrapper_with_key(
-            comfy.patcher_extension.WrappersMP.SAMPLER_SAMPLE, CAPTURE_KEY, _capture_wrapper(label),
-            m.model_options, is_model_options=True)
-        return (m,)
+        return (probes.capture(model, label),)
 
 
 NODE_CLASS_MAPPINGS = {
