@@ -1,6 +1,9 @@
 """ComfyUI Noise Semantics: Semantic Erasure and Semantic Injection of the initial noise
 (arXiv 2511.07756), as MODEL patches that any sampler picks up."""
-from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
+if __package__:
+    from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
+else:  # imported as a plain file (pytest, from a checkout whose folder name is no identifier)
+    NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = {}, {}
 
 WEB_DIRECTORY = "./js"
 
