@@ -11,7 +11,7 @@ Injected (TPW, both signs, plus a random-direction control) and Erase+Inject noi
 the sliced Wasserstein distance to the intended target, the share of samples on the target's
 support (precision) and the share that lands on another class's support (wrong class).
 
-The erase/inject maths comes from the project's ``nodes/core.py`` (``make_schedule``,
+The erase/inject maths comes from the project's ``noise_semantics/core.py`` (``make_schedule``,
 ``semantic_direction``, ``aggregate``; a self-check compares the toy's aggregate with the one
 ``core.refine_inject`` computes). The per-sample standardization inside ``core.erase`` /
 ``core.inject`` is meaningless for a 2-vector, so the toy applies the formulas without it
@@ -22,7 +22,6 @@ The erase/inject maths comes from the project's ``nodes/core.py`` (``make_schedu
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import math
 import sys
@@ -35,19 +34,8 @@ import torch.nn as nn
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def load_core():
-    # The package folder is called ``nodes``, which collides with ComfyUI's nodes.py: load the
-    # core file on its own.
-    spec = importlib.util.spec_from_file_location("noise_semantics_core", ROOT / "nodes" / "core.py")
-    mod = importlib.util.module_from_spec(spec)
-    # Registered before exec: core's dataclasses (with `from __future__ import annotations`)
-    # look their module up in sys.modules.
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-core = load_core()
+sys.path.insert(0, str(ROOT))
+from noise_semantics import core  # noqa: E402  (pure torch: no ComfyUI needed)
 
 CLASSES = ("ring", "segment", "blobs")
 # Three targets in three places (the noise's preference is then also a direction to go in)

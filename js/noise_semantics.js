@@ -22,7 +22,7 @@ const NOISE = "#9a9a9a";
 const WARN = "#ff7a6b";
 
 // --------------------------------------------------------------------------- the maths
-// A copy of nodes/core.py make_schedule (same checks, same order, same formula):
+// A copy of noise_semantics/core.py make_schedule (same checks, same order, same formula):
 //   taus = linspace(tau_max, tau_min, probes)  (probes = 1 -> [tau_max])
 //   bump: w(tau) = max(1 - |(tau - center) / half_width|^(2 * flatness), 0);  uniform: w = 1
 // tests/test_browser.py compares it with the Python original.

@@ -1,6 +1,5 @@
 """Boots one real ComfyUI for the whole session (tests/host.py) and registers the test-only
 nodes of tests/probes.py, before any test module imports comfy.*."""
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -8,6 +7,7 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))  # the pack's own package, noise_semantics
 
 import host  # noqa: E402
 
@@ -24,14 +24,9 @@ probes.register()
 
 
 def load_core():
-    """The pure-torch core, imported by file: the pack's `nodes` package name is ComfyUI's too."""
-    name = "noise_semantics_core"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, host.ROOT / "nodes" / "core.py")
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules[name]
+    """The pure-torch core (the package's __init__ imports no ComfyUI)."""
+    from noise_semantics import core
+    return core
 
 
 @pytest.fixture(scope="session")

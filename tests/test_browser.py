@@ -6,7 +6,7 @@ Debian's headless Chromium, driven by Playwright, opens the real frontend
 
 * the pack's node types are registered and the bundled workflows (workflows/*.json) load without a
   missing-node dialog (and a bogus node type does raise it, so the check can fail);
-* "Temporal Weight Schedule" draws w(tau) and its probes, with the numbers of nodes/core.py
+* "Temporal Weight Schedule" draws w(tau) and its probes, with the numbers of noise_semantics/core.py
   make_schedule, and redraws when a widget is changed through the UI (typed into the value prompt,
   picked from the combo menu); pixels of the screenshot change accordingly;
 * "Noise Semantic Inject" shows the noise / semantics shares 1/sqrt(1+d^2) and d/sqrt(1+d^2);
@@ -278,7 +278,7 @@ def test_pack_served_and_registered(server, page):
 
 
 def test_js_schedule_formula_matches_core(page, core):
-    """The copy of make_schedule in js/ against nodes/core.py, valid and invalid settings alike."""
+    """The copy of make_schedule in js/ against noise_semantics/core.py, valid and invalid settings alike."""
     cases = [
         dict(probes=5, tau_min=0.5, tau_max=1.0, weighting="bump", center=0.8, half_width=0.5, flatness=1.0),
         dict(probes=9, tau_min=0.1, tau_max=0.9, weighting="bump", center=0.5, half_width=0.4, flatness=5.0),
@@ -296,7 +296,7 @@ def test_js_schedule_formula_matches_core(page, core):
     }""", cases)
     for case, js in zip(cases, got):
         try:
-            if case["weighting"] == "uniform":  # as nodes/schedule.py calls it
+            if case["weighting"] == "uniform":  # as noise_semantics/schedule.py calls it
                 py = core.make_schedule(case["probes"], case["tau_min"], case["tau_max"], weighting="uniform")
             else:
                 py = core.make_schedule(**case)

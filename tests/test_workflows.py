@@ -23,7 +23,7 @@ End to end, on the CPU, in ComfyUI's real executor (tests/host.py): the loaders 
 are swapped for tiny stand-ins (tests/stand_ins.py); the latent size is shrunk (64 x 64 px, 5 video
 frames); everything else runs as shipped, steps included. A capture node before each sampler
 records the noise the sampler receives: it must differ from ComfyUI's stock noise
-(comfy.sample.prepare_noise with the sampler's seed) and from the erased-only noise (nodes/core.py
+(comfy.sample.prepare_noise with the sampler's seed) and from the erased-only noise (noise_semantics/core.py
 erase() of the stock noise) in the first stage, be all zeros in a stage
 with add_noise disabled, and equal the stock noise when the pack's nodes are bypassed (control
 run, bypassed the way the frontend does it: node mode 4). Output files must exist.

@@ -1,5 +1,5 @@
 """Pure-torch maths of "Beyond Randomness: Understand the Order of the Noise in Diffusion"
-(arXiv 2511.07756). No ComfyUI import: the glue in ``nodes/patch.py`` feeds it tensors and a
+(arXiv 2511.07756). No ComfyUI import: the glue in ``noise_semantics/patch.py`` feeds it tensors and a
 ``predict`` callable, so the same code runs in tests, benchmarks and any host.
 
 Conventions (see docs/method.md, and ../shared/METHOD.md in the project):
