@@ -205,50 +205,154 @@ def decorrelate(e: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     return (ef - coef * zf).reshape(e.shape)
 
 
-def inject(z: torch.Tensor, e_agg: torch.Tensor, strength: float, decorrelated: bool = True) -> torch.Tensor:
+DIRECTIONS = ("guided", "prompt", "adaptive")
+
+
+def inject(z: torch.Tensor, e_agg: torch.Tensor, strength, decorrelated: bool = True,
+           standardized: bool = True) -> torch.Tensor:
     """z' = (z + delta * e_agg) / sqrt(1 + delta^2), with e_agg standardized first so delta means
-    the same for every model family and resolution; re-standardized so z' is a unit sample."""
+    the same for every model family and resolution; re-standardized so z' is a unit sample.
+
+    ``strength`` is a float or a per-sample tensor [B]. ``standardized=False`` keeps e_agg's own
+    magnitude (the "prompt" direction: it is already in the noise's units and shrinks to zero where
+    the noise agrees with the prompt, which is the point of it); z + delta * e is then only
+    re-standardized."""
     e = e_agg.to(torch.float32)
+    zf = z.to(torch.float32)
     if decorrelated:
-        e = decorrelate(e, z)
-    e = standardize(e)
-    out = (z.to(torch.float32) + strength * e) / math.sqrt(1.0 + strength * strength)
+        e = decorrelate(e, zf)
+    delta = torch.as_tensor(strength, dtype=torch.float32, device=zf.device)
+    if delta.ndim == 1:
+        delta = delta.reshape((-1,) + (1,) * (zf.ndim - 1))
+    if standardized:
+        e = standardize(e)
+        out = (zf + delta * e) / torch.sqrt(1.0 + delta * delta)
+    else:
+        out = zf + delta * e
     return standardize(out).to(z.dtype)
 
 
-def refine_inject(z: torch.Tensor, schedule: TemporalSchedule, strength: float,
-                  sigma_of_tau: Callable[[float], float], c_in: Callable[[torch.Tensor], torch.Tensor],
-                  predict: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-                  chunk: int | None = None, on_chunk: Callable[[int], None] | None = None,
-                  decorrelated: bool = True, node: str = "Noise Semantic Inject") -> torch.Tensor:
-    """Runs every probe of nonzero weight through ``predict(x, sigma) -> D`` in batches of
-    ``chunk`` probes x B samples (k-major, so per-sample conditioning repeats cleanly), then
-    aggregates and injects. ``sigma_of_tau(tau)`` gives the probe's sigma, ``c_in(sigma)`` the
-    network's input scaling, per sample (shape [N] -> broadcastable to x)."""
-    check_strength(strength, node)
-    if strength == 0:
-        return z
-    check_finite(z, node, "the noise to refine", "check the sampler's noise source and the Erase node before it")
+def conflict(cond_denoised: torch.Tensor, uncond_denoised: torch.Tensor) -> torch.Tensor:
+    """Per sample, how much the prompt has to change what the model makes of this noise: the cosine
+    distance (0 = same content, 2 = opposite) between the centred conditional and unconditional
+    denoised predictions. Stock sampling misses almost only where the noise's own content (the
+    unconditional prediction) disagrees with the prompt; on the digits models this score separates
+    those noises with an AUC of about 0.9 at tau 0.5-0.7 (docs/method.md)."""
+    b = cond_denoised.shape[0]
+    c = cond_denoised.reshape(b, -1).to(torch.float32)
+    u = uncond_denoised.reshape(b, -1).to(torch.float32)
+    c = c - c.mean(1, keepdim=True)
+    u = u - u.mean(1, keepdim=True)
+    return 1.0 - torch.nn.functional.cosine_similarity(c, u, dim=1, eps=1e-12)
+
+
+@dataclass
+class Probes:
+    """What the probes found, per sample (dim 0 = the probed noises), aggregated with the temporal
+    weights (TPW): ``guided`` = sum_k w_k s_k / sqrt(sum w_k^2) with s_k the guided denoising
+    direction (the paper's e_agg); with both CFG branches read, ``prompt`` = the same sum of
+    (D_cond - D_uncond)_k, the prompt-specific part of the prediction, in the latent's own units,
+    and ``conflict`` = the weighted mean of ``conflict()`` over the probes."""
+    guided: torch.Tensor
+    prompt: torch.Tensor | None = None
+    conflict: torch.Tensor | None = None
+    calls: int = 0
+
+
+def run_probes(z: torch.Tensor, schedule: TemporalSchedule,
+               sigma_of_tau: Callable[[float], float], c_in: Callable[[torch.Tensor], torch.Tensor],
+               predict: Callable, branches: bool = False, chunk: int | None = None,
+               on_chunk: Callable[[int], None] | None = None, node: str = "Noise Semantic Inject") -> Probes:
+    """Runs every probe of nonzero weight through ``predict(x, sigma)`` in batches of ``chunk``
+    probes x N noises (k-major, so per-sample conditioning repeats cleanly) and streams the TPW
+    sums, so peak extra memory is one chunk of probes. ``predict`` returns the guided denoised
+    prediction D, or with ``branches`` a tuple (D, D_cond, D_uncond). ``sigma_of_tau(tau)`` gives
+    the probe's sigma, ``c_in(sigma)`` the network's input scaling per sample ([N] -> [N])."""
     live = [(t, w) for t, w in zip(schedule.taus, schedule.weights) if w != 0.0]
     norm = math.sqrt(sum(w * w for _, w in live))
+    wsum = sum(w for _, w in live)
     B = z.shape[0]
     chunk = len(live) if chunk is None else max(1, min(int(chunk), len(live)))
-    # Streamed TPW sum: peak extra memory is one chunk of probes, never all K directions.
-    e_agg = torch.zeros(z.shape, dtype=torch.float32, device=z.device)
+    out = Probes(torch.zeros(z.shape, dtype=torch.float32, device=z.device))
+    if branches:
+        out.prompt = torch.zeros_like(out.guided)
+        out.conflict = torch.zeros(B, dtype=torch.float32, device=z.device)
     for start in range(0, len(live), chunk):
         part = live[start:start + chunk]
         sig = torch.tensor([sigma_of_tau(t) for t, _ in part], dtype=torch.float32, device=z.device)
         sig = sig.repeat_interleave(B)
         x_in = z.to(torch.float32).repeat((len(part),) + (1,) * (z.ndim - 1))
         x_in = x_in / c_in(sig).reshape((-1,) + (1,) * (z.ndim - 1))
-        d = predict(x_in.to(z.dtype), sig)
-        check_finite(d, node, "the model's prediction at a probe",
-                     "the model produced NaN/inf from this noise; try another model precision (fp32/bf16) "
-                     "or other probe times")
+        pred = predict(x_in.to(z.dtype), sig)
+        out.calls += 1
+        d, dc, du = pred if branches else (pred, None, None)
+        for t in (d, dc, du):
+            if t is not None:
+                check_finite(t, node, "the model's prediction at a probe",
+                             "the model produced NaN/inf from this noise; try another model precision "
+                             "(fp32/bf16) or other probe times")
         s = semantic_direction(d.to(torch.float32), x_in, sig)
         for i, (_, w) in enumerate(part):
-            e_agg += s[i * B:(i + 1) * B] * (w / norm)
-        del d, s, x_in
+            rows = slice(i * B, (i + 1) * B)
+            out.guided += s[rows] * (w / norm)
+            if branches:
+                out.prompt += (dc[rows] - du[rows]).to(torch.float32) * (w / norm)
+                out.conflict += conflict(dc[rows], du[rows]) * (w / wsum)
+        del d, dc, du, s, x_in, pred
         if on_chunk is not None:
             on_chunk(len(part))
-    return inject(z, e_agg, strength, decorrelated)
+    return out
+
+
+def candidate_noises(z: torch.Tensor, seed: int, candidates: int) -> list:
+    """Noise screening's candidates: the sampler's own noise first, then ``candidates - 1`` more
+    per sample, drawn like Erase's extra draws but from a separate stream of derived seeds (so the
+    two never share a draw)."""
+    return [z] + [extra_noise(z, seed, SCREEN_STREAM + j) for j in range(1, candidates)]
+
+
+SCREEN_STREAM = 1 << 20  # derived-seed draw indices of screening; Erase uses 2..n
+
+
+def refine_inject(z: torch.Tensor, schedule: TemporalSchedule, strength: float,
+                  sigma_of_tau: Callable[[float], float], c_in: Callable[[torch.Tensor], torch.Tensor],
+                  predict: Callable, chunk: int | None = None,
+                  on_chunk: Callable[[int], None] | None = None, decorrelated: bool = True,
+                  direction: str = "guided", candidates: Sequence[torch.Tensor] | None = None,
+                  node: str = "Noise Semantic Inject") -> torch.Tensor:
+    """Semantic Injection, with two options beyond the paper:
+
+    * ``direction="prompt"`` injects the probes' prompt-specific part, sum_k w_k (D_cond - D_uncond),
+      unstandardized: where the noise already shows what the prompt asks for, the two branches agree
+      and the noise is left (nearly) as it was; where they conflict, it moves the most.
+    * ``direction="adaptive"``: the guided direction, with a per-sample strength of
+      ``strength * conflict``: full strength where the prompt and the noise's own content are
+      orthogonal (conflict 1), none where they agree.
+    * ``candidates`` (noise screening): alternative noises per sample (the first is ``z``); all are
+      probed in the same batched calls, and each sample keeps the candidate whose probes show the
+      least conflict between prompt and noise, then injects as usual (strength 0: selection only).
+
+    Both need the two CFG branches: ``predict`` must then return (D, D_cond, D_uncond)."""
+    check_strength(strength, node)
+    if direction not in DIRECTIONS:
+        raise _fail(node, f"input 'direction' is {direction!r}", f"choose one of {', '.join(DIRECTIONS)}")
+    screening = candidates is not None and len(candidates) > 1
+    if strength == 0 and not screening:
+        return z
+    check_finite(z, node, "the noise to refine", "check the sampler's noise source and the Erase node before it")
+    branches = screening or direction != "guided"
+    zs = torch.cat(list(candidates), 0) if screening else z
+    p = run_probes(zs, schedule, sigma_of_tau, c_in, predict, branches, chunk, on_chunk, node)
+    B = z.shape[0]
+    if screening:
+        m = len(candidates)
+        pick = p.conflict.reshape(m, B).argmin(0)  # [B], candidate index per sample
+        rows = pick * B + torch.arange(B, device=pick.device)
+        zs, p = zs[rows], Probes(p.guided[rows], p.prompt[rows], p.conflict[rows], p.calls)
+        if strength == 0:
+            return zs.to(z.dtype)
+    if direction == "prompt":
+        return inject(zs, p.prompt, strength, decorrelated, standardized=False)
+    if direction == "adaptive":
+        return inject(zs, p.guided, strength * p.conflict, decorrelated)
+    return inject(zs, p.guided, strength, decorrelated)

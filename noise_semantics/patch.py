@@ -49,13 +49,13 @@ def settings_of(model_options: dict) -> dict:
     return model_options.get("transformer_options", {}).get(OPTIONS_KEY, {})
 
 
-def probe_chunk(model, z: torch.Tensor, probes: int, cfg_branches: int, free: float | None = None) -> int:
-    """Largest number of probes per guided call whose batch (probes x B x cond/uncond) fits,
-    by the same estimate ComfyUI's calc_cond_batch uses."""
+def probe_chunk(model, z: torch.Tensor, probes: int, rows: int, free: float | None = None) -> int:
+    """Largest number of probes per guided call whose batch (probes x B x ``rows``: CFG branches
+    times screening candidates) fits, by the same estimate ComfyUI's calc_cond_batch uses."""
     if free is None:
         free = comfy.model_management.get_free_memory(z.device)
     for c in range(probes, 0, -1):
-        shape = (c * z.shape[0] * cfg_branches,) + tuple(z.shape[1:])
+        shape = (c * z.shape[0] * rows,) + tuple(z.shape[1:])
         try:
             need = model.memory_required(shape)
         except Exception:  # models without an estimate: one call for all probes
@@ -65,13 +65,38 @@ def probe_chunk(model, z: torch.Tensor, probes: int, cfg_branches: int, free: fl
     return 1
 
 
-def run_injection(guider, extra_args, z: torch.Tensor, settings: dict) -> tuple:
+def _needs_branches(settings: dict) -> bool:
+    return settings.get("direction", "guided") != "guided" or settings.get("candidates", 1) > 1
+
+
+def run_injection(guider, extra_args, z: torch.Tensor, settings: dict, candidates=None) -> tuple:
     node = "Noise Semantic Inject"
     schedule = settings["schedule"]
     strength = settings["strength"]
     model = guider.inner_model
     ms = model.model_sampling
     sigma_max = float(ms.sigma_max)
+    branches = _needs_branches(settings)
+    model_options = extra_args["model_options"]
+    if branches:
+        if getattr(guider, "conds", {}).get("negative") is None:
+            raise core.NoiseSemanticsError(
+                f"[{node}] directions 'prompt' and 'adaptive' and candidates > 1 compare the prompt with the negative "
+                f"(unconditional) prompt, but this sampler's guider has none. Fix: sample with a guider that "
+                f"has a negative (KSampler, CFGGuider), or use direction 'guided' with candidates 1")
+        seen = {}
+
+        def read_branches(args):
+            # sampler_post_cfg_function: the probe call's own hook, so CFG's two predictions can be
+            # read without a second model call; it returns the guided result unchanged.
+            seen["cond"], seen["uncond"] = args["cond_denoised"], args["uncond_denoised"]
+            return args["denoised"]
+
+        model_options = dict(model_options)
+        model_options["sampler_post_cfg_function"] = list(model_options.get("sampler_post_cfg_function", [])) + [
+            read_branches]
+        # At cfg 1 ComfyUI skips the unconditional branch; the conflict needs it (cost: 2 evaluations/probe).
+        model_options["disable_cfg1_optimization"] = True
 
     def sigma_of_tau(tau: float) -> float:
         # percent_to_sigma(0) is a 'max denoise' sentinel (1e9) for discrete models: clamp.
@@ -87,7 +112,7 @@ def run_injection(guider, extra_args, z: torch.Tensor, settings: dict) -> tuple:
         comfy.model_management.throw_exception_if_processing_interrupted()
         calls[0] += 1
         try:
-            return guider(x, sig, model_options=extra_args["model_options"], seed=extra_args.get("seed"))
+            d = guider(x, sig, model_options=model_options, seed=extra_args.get("seed"))
         except comfy.model_management.InterruptProcessingException:
             raise
         except torch.OutOfMemoryError:
@@ -97,16 +122,20 @@ def run_injection(guider, extra_args, z: torch.Tensor, settings: dict) -> tuple:
                 f"[{node}] the model rejected a probe batch of shape {tuple(x.shape)}: {e}. Fix: use a latent "
                 f"this model accepts (right channels, size and frame count), or remove the Inject node to "
                 f"check the model alone") from e
+        if not branches:
+            return d
+        return d, seen.pop("cond"), seen.pop("uncond")
 
     live = sum(1 for w in schedule.weights if w != 0.0)
-    cfg_branches = 1 if math.isclose(getattr(guider, "cfg", 1.0), 1.0) else 2
-    chunk = probe_chunk(model, z, live, cfg_branches)
+    cfg_branches = 2 if branches or not math.isclose(getattr(guider, "cfg", 1.0), 1.0) else 1
+    chunk = probe_chunk(model, z, live, cfg_branches * (len(candidates) if candidates else 1))
     while True:
         pbar = comfy.utils.ProgressBar(live)
         calls[0] = 0
         try:
             out = core.refine_inject(z, schedule, strength, sigma_of_tau, c_in, predict, chunk=chunk,
                                      on_chunk=pbar.update, decorrelated=settings.get("decorrelate", True),
+                                     direction=settings.get("direction", "guided"), candidates=candidates,
                                      node=node)
             return out, calls[0], chunk
         except torch.OutOfMemoryError:
@@ -132,15 +161,20 @@ def refine_noise_wrapper(executor, guider, sigmas, extra_args, callback, noise, 
     seed = 0 if seed is None else int(seed)
     z = noise
     notes = []
+    m = inject_s.get("candidates", 1) if inject_s is not None else 1
+    # Screening's candidates come from the sampler's noise and are each erased like it.
+    cands = core.candidate_noises(z, seed, m) if m > 1 else [z]
     if erase_s is not None:
-        z = core.erase(z, seed, erase_s["samples"], erase_s["restandardize"])
+        cands = [core.erase(c, seed, erase_s["samples"], erase_s["restandardize"]) for c in cands]
         notes.append(f"erased with n={erase_s['samples']}")
-    if inject_s is not None and inject_s["strength"] == 0:
+    z = cands[0]
+    if inject_s is not None and inject_s["strength"] == 0 and m == 1:
         notes.append("inject strength 0: no change")
     elif inject_s is not None:
-        z, calls, chunk = run_injection(guider, extra_args, z, inject_s)
-        notes.append(f"injected strength {inject_s['strength']:g} from {len(inject_s['schedule'])} probe(s) "
-                     f"in {calls} guided call(s) of up to {chunk} probe(s)")
+        z, calls, chunk = run_injection(guider, extra_args, z, inject_s, cands if m > 1 else None)
+        what = f"screened {m} candidate noises, " if m > 1 else ""
+        notes.append(f"{what}injected strength {inject_s['strength']:g} ({inject_s.get('direction', 'guided')}) "
+                     f"from {len(inject_s['schedule'])} probe(s) in {calls} guided call(s) of up to {chunk} probe(s)")
     ms = guider.inner_model.model_sampling
     if float(sigmas[0]) < float(ms.sigma_max) * (1 - 1e-3):
         notes.append(f"sampling starts below sigma_max ({float(sigmas[0]):.4g} < {float(ms.sigma_max):.4g}, "

@@ -1,0 +1,35 @@
+"""Which configurations each benchmark runs. Full mode sweeps stock over cfg and every method over
+its knobs at a few cfgs; quick mode (CI) keeps a few of each so the whole pipeline runs in ~2 min."""
+from __future__ import annotations
+
+from .experiment import Config, sched
+
+# Where each task's stock cfg sweep goes, and the cfgs the methods are tried at: a weak-guidance
+# cfg where stock still misses, and the cfg the model is normally run at (its best stock cfg
+# region), where the methods must do no harm.
+TASKS = {
+    "digits": {"stock": [0.5, 0.6, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0, 4.5, 6.0, 8.0], "methods": [0.5, 1.0, 3.0],
+               "noises": 40, "steps": 20, "quick": {"stock": [0.5, 1.0], "methods": [0.5], "noises": 10, "steps": 10}},
+    "compositional": {"stock": [1.0, 2.0, 3.0, 4.5, 6.0, 8.0, 12.0], "methods": [3.0, 6.0],
+                      "noises": 8, "steps": 20, "quick": {"stock": [3.0, 6.0], "methods": [6.0], "noises": 4, "steps": 10}},
+}
+
+LATE = sched(probes=1, tau_min=0.6, tau_max=0.6)  # one probe where the noise's content shows (tau 0.6)
+
+
+def method_configs(cfg: float, quick: bool) -> list:
+    if quick:
+        return [Config(cfg, erase=4), Config(cfg, inject=0.3), Config(cfg, inject=0.25, direction="prompt"),
+                Config(cfg, candidates=4, schedule=LATE)]
+    out = [Config(cfg, erase=n) for n in (2, 4, 8)]
+    out += [Config(cfg, inject=s) for s in (0.1, 0.3, 0.6, 1.0)]
+    out += [Config(cfg, inject=s, schedule=sched(probes=1)) for s in (0.3, 0.6)]
+    out += [Config(cfg, inject=0.3, schedule=LATE)]
+    out += [Config(cfg, inject=s, direction="prompt") for s in (0.1, 0.25, 0.5, 1.0)]
+    out += [Config(cfg, inject=s, direction="prompt", schedule=LATE) for s in (0.25, 0.5, 1.0)]
+    out += [Config(cfg, inject=s, direction="adaptive") for s in (0.3, 0.6, 1.0, 2.0)]
+    out += [Config(cfg, candidates=m) for m in (2, 4, 8)]
+    out += [Config(cfg, candidates=m, schedule=LATE) for m in (2, 4, 8)]
+    out += [Config(cfg, candidates=4, inject=0.3, schedule=LATE),
+            Config(cfg, candidates=4, inject=0.25, direction="prompt", schedule=LATE)]
+    return out

@@ -1,0 +1,90 @@
+"""Reproduces every frontier table and plot:
+
+    .venv/bin/python -m benchmarks.frontier.run                 # both tasks, both model kinds
+    .venv/bin/python -m benchmarks.frontier.run --quick         # CI smoke run (~2 min)
+    .venv/bin/python -m benchmarks.frontier.run --tasks digits --kinds eps
+
+Writes benchmarks/results/frontier_<task>.{md,json,png} (quick: frontier_quick_*)."""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--tasks", nargs="+", default=["digits", "compositional"])
+    ap.add_argument("--kinds", nargs="+", default=["eps", "flow"])
+    ap.add_argument("--noises", type=int, help="noises per prompt (default per task)")
+    ap.add_argument("--heldout", type=int, default=48, help="compositional: held-out prompts")
+    ap.add_argument("--seen", type=int, default=24, help="compositional: seen prompts")
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--methods-only", nargs="*", help="only method families whose name contains one of these")
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args(argv)
+    command = "python -m benchmarks.frontier.run " + " ".join(argv if argv is not None else sys.argv[1:])
+    sys.path.insert(0, str(ROOT / "tests"))
+    import host
+    nodes = host.boot()
+    import torch
+    torch.set_num_threads(1)
+    import comfy.utils
+    comfy.utils.PROGRESS_BAR_ENABLED = False
+    from . import plan, report
+    from .experiment import Config, Runner, to_json
+    from .tasks import get_task
+
+    for tname in args.tasks:
+        spec = plan.TASKS[tname] | (plan.TASKS[tname]["quick"] if args.quick else {})
+        task = get_task(tname)
+        if tname == "compositional":
+            held = task.prompts("heldout", 8 if args.quick else args.heldout)
+            seen = task.prompts("seen", 4 if args.quick else args.seen)
+            prompts = held + seen
+            splits = {"heldout": list(range(len(held))), "seen": list(range(len(held), len(prompts)))}
+        else:
+            prompts = task.prompts()
+            splits = {"all": list(range(len(prompts)))}
+        t0 = time.perf_counter()
+        out = {"meta": {"task": tname, "describe": task.describe(), "quick": args.quick, "seed": args.seed,
+                        "noises": args.noises or spec["noises"], "steps": spec["steps"], "prompts": len(prompts),
+                        "splits": {k: len(v) for k, v in splits.items()}, "torch": torch.__version__,
+                        "machine": platform.machine(),
+                        "command": command},
+               "kinds": {}}
+        for kind in args.kinds:
+            runner = Runner(nodes, task, kind, args.noises or spec["noises"], spec["steps"], args.seed, prompts, splits)
+            runs = []
+            for cfg in spec["stock"]:
+                runs.append(runner.run(Config(cfg)))
+                print(f"[{tname}/{kind}] {runs[-1].config.label()}: {runs[-1].summary()}", flush=True)
+            for cfg in spec["methods"]:
+                if cfg not in spec["stock"]:
+                    runs.append(runner.run(Config(cfg)))
+                for c in plan.method_configs(cfg, args.quick):
+                    if args.methods_only and not any(s in c.method() for s in args.methods_only):
+                        continue
+                    runs.append(runner.run(c))
+                    print(f"[{tname}/{kind}] {c.label()}: {runs[-1].summary()} ({runs[-1].wall:.1f} s)", flush=True)
+            out["kinds"][kind] = {"runs": [to_json(r, splits) for r in runs],
+                                  "analysis": report.analyse(runs, splits)}
+            print(f"[{tname}/{kind}] done in {time.perf_counter() - t0:.0f} s", flush=True)
+        out["meta"]["wall_s"] = round(time.perf_counter() - t0, 1)
+        stem = f"frontier_quick_{tname}" if args.quick else f"frontier_{tname}"
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / f"{stem}.json").write_text(json.dumps(out, indent=1))
+        (args.out / f"{stem}.md").write_text(report.markdown(out))
+        report.plot(out, args.out / f"{stem}.png")
+        print(f"wrote {args.out / stem}.md/.json/.png")
+
+
+if __name__ == "__main__":
+    main()
