@@ -1,45 +1,56 @@
+from comfy_api.latest import io
+
 from . import core, patch
+from .schema import CATEGORY, Schedule
+
+TITLE = "Noise Semantic Inject"
 
 
-class NoiseSemanticInject:
+class NoiseSemanticInject(io.ComfyNode):
     """Semantic Injection (Temporal Prediction Weighting) on the MODEL wire."""
 
-    DESCRIPTION = ("Semantic Injection: before sampling, the model is asked at several times what it makes of the "
-                   "noise under your prompt (with the sampler's CFG), and the noise is nudged along that "
-                   "denoising direction: z' = (z + strength * e) / sqrt(1 + strength^2), still unit variance. "
-                   "Costs one batched model call holding every probe (the compute of about one sampling step per probe, "
-                   "less wall time when the GPU has headroom). Runs after Noise Semantic Erase "
-                   "whatever the order of the two nodes.")
-    CATEGORY = "sampling/noise semantics"
-    RETURN_TYPES = ("MODEL",)
-    OUTPUT_TOOLTIPS = ("The model, patched so that every sampler using it starts from the injected noise.",)
-    FUNCTION = "patch"
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="NoiseSemanticInject",
+            display_name=TITLE,
+            category=CATEGORY,
+            description=("Semantic Injection: before sampling, the model is asked at several times what it makes of "
+                         "the noise under your prompt (with the sampler's CFG), and the noise is nudged along that "
+                         "denoising direction: z' = (z + strength * e) / sqrt(1 + strength^2), still unit variance. "
+                         "Costs one batched model call holding every probe (the compute of about one sampling step "
+                         "per probe, less wall time when the GPU has headroom). Runs after Noise Semantic Erase "
+                         "whatever the order of the two nodes."),
+            inputs=[
+                io.Model.Input("model", tooltip="The diffusion model to patch (SDXL, FLUX, WAN, ...)."),
+                io.Float.Input("strength", default=0.3, min=0.0, max=4.0, step=0.01,
+                               tooltip="delta: how far the noise moves toward what the prompt predicts. "
+                                       "0 = no change (and no model call)."),
+                io.Boolean.Input("decorrelate", default=True,
+                                 tooltip="Keep only what the model adds to the noise: a denoising step mostly "
+                                         "points back at the noise itself, so without this the mix shrinks "
+                                         "the noise and strength near 1 makes every seed the same image. On: "
+                                         "strength is an exact mix, noise share 1/sqrt(1+s^2), semantic share "
+                                         "s/sqrt(1+s^2). Off: the paper's formula as written (denoising sign)."),
+                Schedule.Input("schedule", optional=True,
+                               tooltip="Probe times and weights from a Temporal Weight Schedule node. "
+                                       "Not connected: the node's defaults."),
+            ],
+            outputs=[io.Model.Output(
+                tooltip="The model, patched so that every sampler using it starts from the injected noise.")],
+        )
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {
-            "model": ("MODEL", {"tooltip": "The diffusion model to patch (SDXL, FLUX, WAN, ...)."}),
-            "strength": ("FLOAT", {"default": 0.3, "min": 0.0, "max": 4.0, "step": 0.01,
-                                   "tooltip": "delta: how far the noise moves toward what the prompt predicts. "
-                                              "0 = no change (and no model call)."}),
-            "decorrelate": ("BOOLEAN", {"default": True,
-                                        "tooltip": "Keep only what the model adds to the noise: a denoising step mostly "
-                                                   "points back at the noise itself, so without this the mix shrinks "
-                                                   "the noise and strength near 1 makes every seed the same image. On: "
-                                                   "strength is an exact mix, noise share 1/sqrt(1+s^2), semantic share "
-                                                   "s/sqrt(1+s^2). Off: the paper's formula as written (denoising sign)."}),
-        }, "optional": {
-            "schedule": (core.SCHEDULE_TYPE, {"tooltip": "Probe times and weights from a Temporal Weight Schedule "
-                                                         "node. Not connected: the node's defaults."}),
-        }}
-
-    def patch(self, model, strength, decorrelate=True, schedule=None):
-        core.check_strength(strength)
+    def execute(cls, model, strength, decorrelate=True, schedule=None) -> io.NodeOutput:
+        core.check_strength(strength, node=TITLE)
         if schedule is None:
             schedule = core.DEFAULT_SCHEDULE
         if not isinstance(schedule, core.TemporalSchedule):
             raise core.NoiseSemanticsError(
-                f"[Noise Semantic Inject] input 'schedule' is a {type(schedule).__name__}, not a schedule. Fix: "
+                f"[{TITLE}] input 'schedule' is a {type(schedule).__name__}, not a schedule. Fix: "
                 f"connect a Temporal Weight Schedule node, or leave the input unconnected for the defaults")
-        return (patch.patched(model, "inject", {"strength": float(strength), "decorrelate": bool(decorrelate),
-                                                      "schedule": schedule}),)
+        return io.NodeOutput(patch.patched(model, "inject", {"strength": float(strength),
+                                                             "decorrelate": bool(decorrelate),
+                                                             "schedule": schedule}))
+
+    patch = execute  # the V1 method name, for scripts that call the class directly (as ComfyUI's FreeU keeps)
