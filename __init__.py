@@ -1,23 +1,23 @@
 """ComfyUI Noise Semantics: Semantic Erasure and Semantic Injection of the initial noise
 (arXiv 2511.07756), as MODEL patches that any sampler picks up."""
+
+# Served at /extensions/<install folder>/. The frontend fetches a node's help page from the same
+# folder-named path (js/docs/<NodeId>.md), so pyproject.toml names no second web folder.
+WEB_DIRECTORY = "./js"
+
 if __package__:
+    from comfy_api.latest import ComfyExtension, io
+
     from .noise_semantics.erase import NoiseSemanticErase
     from .noise_semantics.inject import NoiseSemanticInject
     from .noise_semantics.schedule import TemporalWeightSchedule
 
-    NODE_CLASS_MAPPINGS = {
-        "NoiseSemanticErase": NoiseSemanticErase,
-        "NoiseSemanticInject": NoiseSemanticInject,
-        "NoiseSemanticTemporalSchedule": TemporalWeightSchedule,
-    }
-    NODE_DISPLAY_NAME_MAPPINGS = {
-        "NoiseSemanticErase": "Noise Semantic Erase",
-        "NoiseSemanticInject": "Noise Semantic Inject",
-        "NoiseSemanticTemporalSchedule": "Temporal Weight Schedule",
-    }
-else:  # imported as a plain file (pytest, from a checkout whose folder name is no identifier)
-    NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = {}, {}
+    class NoiseSemanticsExtension(ComfyExtension):
+        async def get_node_list(self) -> list[type[io.ComfyNode]]:
+            return [NoiseSemanticErase, NoiseSemanticInject, TemporalWeightSchedule]
 
-WEB_DIRECTORY = "./js"
+    async def comfy_entrypoint() -> NoiseSemanticsExtension:
+        return NoiseSemanticsExtension()
 
-__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "WEB_DIRECTORY"]
+    __all__ = ["WEB_DIRECTORY", "comfy_entrypoint"]
+# else: imported as a plain file (pytest, from a checkout whose folder name is no identifier): no nodes.

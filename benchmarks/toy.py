@@ -577,9 +577,9 @@ def plot(panels_by_fam, refs, path, delta):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     keys = [("matched", "Matched"), ("mismatched", "Mismatched"), ("erased", "Erased (n=4)"),
-            ("injected", f"Injected (denoising, δ={delta})"),
-            ("injected_opposite", f"Injected (opposite, δ={delta})"),
-            ("erase_inject", f"Erase+Inject (δ={delta})")]
+            ("injected", f"Injected (denoising, $\\delta$={delta})"),
+            ("injected_opposite", f"Injected (opposite, $\\delta$={delta})"),
+            ("erase_inject", f"Erase+Inject ($\\delta$={delta})")]
     fams = list(panels_by_fam)
     colors = ("tab:blue", "tab:orange", "tab:green")
     fig, axes = plt.subplots(len(fams), len(keys), figsize=(3 * len(keys), 3.1 * len(fams)), squeeze=False)

@@ -312,7 +312,7 @@ const PREVIEWS = {
 };
 
 app.registerExtension({
-  name: "NoiseSemantics.Previews",
+  name: "noisesemantics.Previews",
   beforeRegisterNodeDef(nodeType, nodeData) {
     const spec = PREVIEWS[nodeData?.name];
     if (!spec) return;

@@ -36,12 +36,8 @@ def patched(model, part: str, settings: dict):
     cfg = dict(topts.get(OPTIONS_KEY, {}))
     cfg[part] = dict(settings)
     topts[OPTIONS_KEY] = cfg
-    wrappers = comfy.patcher_extension.get_wrappers_with_key(
-        comfy.patcher_extension.WrappersMP.SAMPLER_SAMPLE, WRAPPER_KEY, m.model_options, is_model_options=True)
-    if not wrappers:
-        comfy.patcher_extension.add_wrapper_with_key(
-            comfy.patcher_extension.WrappersMP.SAMPLER_SAMPLE, WRAPPER_KEY, refine_noise_wrapper,
-            m.model_options, is_model_options=True)
+    if not m.get_wrappers(comfy.patcher_extension.WrappersMP.SAMPLER_SAMPLE, WRAPPER_KEY):
+        m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.SAMPLER_SAMPLE, WRAPPER_KEY, refine_noise_wrapper)
     return m
 
 

@@ -30,8 +30,7 @@ def capture(model, label="capture", inspect=None):
     while the guider can still predict."""
     RECORDS.pop(label, None)
     m = model.clone()
-    pe.add_wrapper_with_key(pe.WrappersMP.SAMPLER_SAMPLE, "nsp_test_capture_" + label, _recorder(label, inspect),
-                            m.model_options, is_model_options=True)
+    m.add_wrapper_with_key(pe.WrappersMP.SAMPLER_SAMPLE, "nsp_test_capture_" + label, _recorder(label, inspect))
     return m
 
 
