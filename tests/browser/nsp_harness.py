@@ -248,10 +248,12 @@ window.__nsp = {
     const s = app.canvas.ds.scale;
     return { x: r.left + cx, y: r.top + cy, width: w * s, height: h * s };
   },
-  // the node with its title bar, and `pad` graph units around it (badges, outlines)
-  nodeRect(id, pad = 0) {
+  // the node with its title bar, `pad` graph units around it (outlines) and `above` more on top
+  // (the classic canvas draws the node-source badge above the title bar)
+  nodeRect(id, pad = 0, above = 0) {
     const n = this.node(id), t = LiteGraph.NODE_TITLE_HEIGHT;
-    return this.rect(n.pos[0] - pad, n.pos[1] - t - pad, n.size[0] + 2 * pad, n.size[1] + t + 2 * pad);
+    return this.rect(n.pos[0] - pad, n.pos[1] - t - pad - above, n.size[0] + 2 * pad,
+                     n.size[1] + t + 2 * pad + above);
   },
   // the area a canvas-drawn widget occupies (classic renderer: widgets are laid out at w.y)
   widgetRect(id, name) {

@@ -49,7 +49,7 @@ WORKFLOWS = sorted((ROOT / "workflows").glob("*.json"))
 
 def _js_const(name: str) -> str:
     """A string constant of js/noise_semantics.js, so the tests follow a rename there."""
-    m = re.search(rf'const {name}\s*=\s*"([^"]+)"', JS)
+    m = re.search(rf"const {name}\s*=\s*[\"'`]([^\"'`]+)[\"'`]", JS)
     assert m, f"js/noise_semantics.js defines no const {name}"
     return m.group(1)
 
@@ -58,7 +58,14 @@ def _rgb(hex_colour: str):
     return tuple(int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
 
 
-EXTENSION = re.search(r'registerExtension\(\{\s*name:\s*"([^"]+)"', JS).group(1)
+def _extension_name() -> str:
+    """The name js/noise_semantics.js registers its extension under: a string literal, or a constant."""
+    m = re.search(r"registerExtension\(\{\s*name:\s*(?:[\"'`]([^\"'`]+)[\"'`]|(\w+))", JS)
+    assert m, "js/noise_semantics.js: no app.registerExtension({ name: ... })"
+    return m.group(1) or _js_const(m.group(2))
+
+
+EXTENSION = _extension_name()
 CURVE_WIDGET = _js_const("CURVE_WIDGET")
 MIX_WIDGET = _js_const("MIX_WIDGET")
 ACCENT = _rgb(_js_const("ACCENT"))       # the curve and the semantics bar
@@ -120,17 +127,18 @@ def _diff(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _save_doc_image(target, png: bytes, name: str, artifacts: Path, width: int | None = None):
-    """Into the artifacts folder; from conftest.DOC_TARGET with NSP_UPDATE_SCREENSHOTS=1 also into
-    docs/img/."""
+    """Into the artifacts folder as taken; from conftest.DOC_TARGET with NSP_UPDATE_SCREENSHOTS=1 also
+    into docs/img/, scaled to `width` and with a palette (big views), so the PNGs stay small."""
+    (artifacts / f"{target.id}_{name}").write_bytes(png)
+    if not (target.docs and os.environ.get("NSP_UPDATE_SCREENSHOTS") == "1"):
+        return
     from PIL import Image
     img = Image.open(io.BytesIO(png))
     if width and img.size[0] > width:
         img = img.convert("RGB").resize((width, round(img.size[1] * width / img.size[0])), Image.LANCZOS)
-        img = img.quantize(256, method=Image.Quantize.MEDIANCUT)  # big views: a palette keeps the PNG small
-    img.save(artifacts / f"{target.id}_{name}", optimize=True)
-    if target.docs and os.environ.get("NSP_UPDATE_SCREENSHOTS") == "1":
-        (ROOT / "docs" / "img").mkdir(parents=True, exist_ok=True)
-        img.save(ROOT / "docs" / "img" / name, optimize=True)
+        img = img.quantize(256, method=Image.Quantize.MEDIANCUT)
+    (ROOT / "docs" / "img").mkdir(parents=True, exist_ok=True)
+    img.save(ROOT / "docs" / "img" / name, optimize=True)
 
 
 # --------------------------------------------------------------------------- page helpers
@@ -140,6 +148,7 @@ def _ev(page, js: str, *args):
 
 
 def _add(page, node_type, x, y):
+    _mouse_away(page)
     node = _ev(page, "([t, x, y]) => __nsp.add(t, x, y)", node_type, x, y)
     _ev(page, "async () => { await __nsp.redraw(); await __nsp.sleep(100); await __nsp.redraw(); }")
     return node
@@ -161,13 +170,21 @@ def _value(page, node, name):
     return _ev(page, "([id, name]) => __nsp.widget(id, name).value", node, name)
 
 
-def _node_rect(page, node, pad=12):
-    return _ev(page, "([id, pad]) => __nsp.nodeRect(id, pad)", node, pad)
+def _node_rect(page, node, pad=12, above=16):
+    return _ev(page, "([id, pad, above]) => __nsp.nodeRect(id, pad, above)", node, pad, above)
+
+
+def _mouse_away(page):
+    """The mouse to an empty part of the canvas (right of every node the tests add), so no hover
+    highlight or tooltip gets into a screenshot."""
+    r = _ev(page, "() => __nsp.canvasRect()")
+    page.mouse.move(r["x"] + r["width"] - 120, r["y"] + r["height"] / 2)
 
 
 def _click_widget(page, node, name, where):
     """A user's click on a canvas-drawn widget (classic renderer), located through the graph."""
     page.mouse.click(*_ev(page, "([id, name, where]) => __nsp.widgetPoint(id, name, where)", node, name, where))
+    _mouse_away(page)
     _ev(page, "() => __nsp.redraw()")
 
 
@@ -176,7 +193,7 @@ def _preview_area(page, target, node, widget):
     renderer (which lays widgets out itself) the whole node."""
     if target.mode == "classic":
         return _ev(page, "([id, w]) => __nsp.widgetRect(id, w)", node, widget)
-    return _node_rect(page, node, 0)
+    return _node_rect(page, node, 0, 0)
 
 
 # --------------------------------------------------------------------------- tests
@@ -371,8 +388,8 @@ def test_workflow_loads_without_missing_nodes(target, page, workflow, artifacts)
     # the whole graph on screen (LiteGraph draws only the visible nodes)
     _ev(page, "async () => { await app.extensionManager.command.execute('Comfy.Canvas.FitView');"
               " await __nsp.redraw(); await __nsp.sleep(300); await __nsp.redraw(); }")
-    # Every node loaded (a loader whose model file the server lacks is marked too, on frontends from
-    # 1.33 on: the server has empty stand-ins for the workflows' models, see conftest.workflow_models)
+    # Every node loaded, none marked (1.49.6 and 1.58.1 also mark a loader whose model file the server
+    # lacks: the server has empty stand-ins for the workflows' models, see conftest.workflow_models)
     state = _ev(page, """() => app.graph.nodes.map((n) => ({
         id: n.id, type: n.type, errors: !!n.has_errors,
         curve: n.__nsCurve ? {error: n.__nsCurve.error, probes: n.__nsCurve.probes.length} : null,
@@ -408,7 +425,8 @@ def test_missing_node_check_can_fail(target, page):
 
 
 def _close_node_help(page):
-    """Closes whatever holds the node help: the right side panel (1.33 on), a sidebar tab (before)."""
+    """Closes whatever holds the node help: the panel on the right (1.49.6,
+    1.58.1), a sidebar tab (1.32.9)."""
     _ev(page, """async () => {
         const s = app.extensionManager.setting;
         if (s.get('Comfy.RightSidePanel.IsOpen')) await s.set('Comfy.RightSidePanel.IsOpen', false);
