@@ -29,9 +29,9 @@ import host  # noqa: E402  (on sys.path through nsp_harness)
 
 FRONTEND_DIR = Path(os.environ.get("NSP_FRONTEND_DIR", ROOT / ".host" / "frontends"))
 
-# frontend version -> the oldest ComfyUI that serves what it needs. 1.58.1 lists the queue and the
-# history from /api/jobs, which ComfyUI 0.3.75 does not serve (404 on every page load), so it runs on
-# 0.33 only.
+# frontend version -> the oldest ComfyUI that serves what it needs. 1.49.6 and 1.58.1 list the queue
+# and the history from /api/jobs, which ComfyUI 0.3.75 does not serve (404 on every page load), so
+# they run on 0.33 only.
 FRONTENDS = {
     "1.32.9": "0.3.75",   # ComfyUI 0.3.75's pin
     "1.49.6": "0.33.0",   # ComfyUI 0.33.0's pin
