@@ -1,10 +1,12 @@
-"""A real ComfyUI server and a real headless Chromium for tests/test_browser.py.
+"""A real ComfyUI server and a real headless Chromium for tests/browser/test_browser.py.
 
-* ``ComfyServer``: ``python <ComfyUI>/main.py --cpu --listen 127.0.0.1 --port P --base-directory B``
-  in a subprocess, B made by ``host.make_base_dir`` (custom_nodes/ links this checkout), plus the
-  user settings of a returning user (see ``USER_SETTINGS``).
-* ``launch_browser``: Debian's ``/usr/bin/chromium`` driven by Playwright (Playwright's own browser
-  download is never used), headless, with a fresh profile.
+* ``ComfyServer``: ``python <ComfyUI>/main.py --cpu --listen 127.0.0.1 --port P --base-directory B
+  --front-end-root F`` in a subprocess, B a temporary folder made by ``host.make_base_dir``
+  (custom_nodes/ links this checkout; user/ and the in-memory database are in it too, so a read-only
+  ComfyUI checkout works), F the frontend under test, plus the user settings of a returning user
+  (see ``USER_SETTINGS``).
+* ``launch_chromium`` / ``new_page``: Debian's ``/usr/bin/chromium`` driven by Playwright
+  (Playwright's own browser download is never used), headless, a fresh context per frontend.
 * ``ConsoleLog``: every console ``error`` and uncaught page error, minus the few known benign ones in
   ``BENIGN`` (each with its reason).
 """
@@ -23,6 +25,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
@@ -36,8 +39,8 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 # * TutorialCompleted: a first visit opens the template browser over the canvas;
 # * ShowVersionUpdates off: the frontend would fetch release notes from api.comfy.org, which a CI
 #   box without internet cannot reach;
-# * ShowMissingModelsWarning off: the bundled workflows name checkpoints that a test base directory
-#   does not hold; missing *nodes* (what this test is about) still raise their dialog;
+# * ShowMissingModelsWarning off: a workflow naming a model the base directory lacks would open a
+#   dialog over the canvas (the tests give the server empty stand-ins for the bundled workflows' models);
 # * Minimap off: it would cover a corner of the screenshots.
 USER_SETTINGS = {
     "Comfy.Minimap.Visible": False,
@@ -54,8 +57,16 @@ def free_port() -> int:
 
 
 class ComfyServer:
-    def __init__(self, base: Path | None = None, port: int | None = None):
+    def __init__(self, base: Path | None = None, port: int | None = None, front_end_root: Path | None = None,
+                 model_files: Iterable[tuple[str, str]] = ()):
         self.base = host.make_base_dir(base or Path(tempfile.mkdtemp(prefix="nsp-browser-")))
+        # Empty stand-ins for the model files a workflow names ((folder, file name)): the server lists
+        # them, so the frontend loads the workflow as for a user who has downloaded its models (no
+        # loader marked as missing its file); nothing here runs a model.
+        for folder, name in model_files:
+            path = self.base / "models" / folder / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch()
         user = self.base / "user" / "default"
         for d in ("workflows", "subgraphs"):  # a user's folders; absent, the frontend logs 404s
             (user / d).mkdir(parents=True, exist_ok=True)
@@ -64,6 +75,7 @@ class ComfyServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = self.base / "server.log"
         self.proc = None
+        self.front_end_root = front_end_root
 
     def start(self, timeout: float = 180.0) -> "ComfyServer":
         comfy = host.comfyui_path()
@@ -72,6 +84,8 @@ class ComfyServer:
         cmd = [sys.executable, str(comfy / "main.py"), "--cpu", "--listen", "127.0.0.1",
                "--port", str(self.port), "--base-directory", str(self.base),
                "--database-url", "sqlite:///:memory:", "--disable-auto-launch"]
+        if self.front_end_root:
+            cmd += ["--front-end-root", str(self.front_end_root)]
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(cmd, cwd=str(self.base), stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.time() + timeout
@@ -111,14 +125,17 @@ class ComfyServer:
             self._log.close()
 
 
-def launch_browser(playwright, profile: Path, scale: float = 2.0):
-    """Chromium with a fresh profile; returns (context, page). device_scale_factor 2 gives crisp
-    screenshots for the docs; everything the tests compute is in CSS pixels."""
-    ctx = playwright.chromium.launch_persistent_context(
-        str(profile), executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
-        viewport={"width": 1400, "height": 900}, device_scale_factor=scale)
-    page = ctx.pages[0] if ctx.pages else ctx.new_page()
-    return ctx, page
+def launch_chromium(playwright):
+    """Debian's Chromium, headless; one per test session (a context per frontend keeps them apart)."""
+    return playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+
+
+def new_page(browser, scale: float = 2.0):
+    """A fresh context (its own storage, like a new browser profile) and its page; returns (context,
+    page). device_scale_factor 2 gives crisp screenshots for the docs; everything the tests compute
+    is in CSS pixels."""
+    ctx = browser.new_context(viewport={"width": 1400, "height": 900}, device_scale_factor=scale)
+    return ctx, ctx.new_page()
 
 
 @dataclass
@@ -179,3 +196,109 @@ class ConsoleLog:
 
 def have_chromium() -> bool:
     return CHROMIUM.exists() or shutil.which(str(CHROMIUM)) is not None
+
+
+# Run before the frontend's own scripts on every page load: the "Nodes 2.0" banner a first visit
+# shows over the top of the canvas stays dismissed.
+INIT_SCRIPT = "localStorage.setItem('vueNodesBannerDismissed', 'true')"
+
+# The tests' helpers in the page. They reach the frontend only through `app` (window.app), the
+# LiteGraph graph / nodes / widgets and the canvas transform, never through the frontend's CSS
+# classes, which change from release to release.
+# (A function: page.evaluate calls a function it is given, and would also call one that a script's
+# last statement happened to evaluate to.)
+PAGE_HELPERS = r"""() => {
+window.__nsp = {
+  // Node ids are never reused within a page: the Vue node renderer keeps widget state by node id,
+  // and a node added after graph.clear() with a reused id would show the old node's values.
+  nextId: 1000,
+  reportedMissing: [],
+  node: (id) => app.graph.getNodeById(id),
+  widget(id, name) { return this.node(id).widgets.find((w) => w.name === name); },
+  add(type, x, y) {
+    const n = LiteGraph.createNode(type);
+    n.pos = [x, y];
+    n.id = this.nextId++;
+    app.graph.add(n);
+    return n.id;
+  },
+  // A widget change as the frontend makes it for a user's edit in either renderer: the value,
+  // then the widget's callback (which the pack's previews listen to).
+  async set(id, name, value) {
+    const n = this.node(id), w = this.widget(id, name);
+    if (typeof w.setValue === 'function') w.setValue(value, { node: n, canvas: app.canvas });
+    else { w.value = value; w.callback?.(value, app.canvas, n); }
+    await this.redraw();
+  },
+  frames: () => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(() => r()))),
+  sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+  async redraw() { app.canvas.setDirty(true, true); await this.frames(); },
+  async reset() {
+    app.graph.clear();
+    app.canvas.ds.scale = 1;
+    app.canvas.ds.offset[0] = 0;
+    app.canvas.ds.offset[1] = 0;
+    this.reportedMissing = [];
+    await this.redraw();
+  },
+  // a graph-space rectangle in page (CSS) pixels, through the canvas transform
+  rect(x, y, w, h) {
+    const r = app.canvas.canvas.getBoundingClientRect();
+    const [cx, cy] = app.canvas.ds.convertOffsetToCanvas([x, y]);
+    const s = app.canvas.ds.scale;
+    return { x: r.left + cx, y: r.top + cy, width: w * s, height: h * s };
+  },
+  // the node with its title bar, `pad` graph units around it (outlines) and `above` more on top
+  // (the classic canvas draws the node-source badge above the title bar)
+  nodeRect(id, pad = 0, above = 0) {
+    const n = this.node(id), t = LiteGraph.NODE_TITLE_HEIGHT;
+    return this.rect(n.pos[0] - pad, n.pos[1] - t - pad - above, n.size[0] + 2 * pad,
+                     n.size[1] + t + 2 * pad + above);
+  },
+  // the area a canvas-drawn widget occupies (classic renderer: widgets are laid out at w.y)
+  widgetRect(id, name) {
+    const n = this.node(id), w = this.widget(id, name);
+    const h = w.computeSize ? w.computeSize(n.size[0])[1] : LiteGraph.NODE_WIDGET_HEIGHT;
+    return this.rect(n.pos[0], n.pos[1] + w.y, n.size[0], h);
+  },
+  // page point of a canvas-drawn widget: its left / right arrow or its middle
+  widgetPoint(id, name, where = 'center') {
+    const n = this.node(id), w = this.widget(id, name);
+    const x = where === 'right' ? n.size[0] - 25 : where === 'left' ? 25 : n.size[0] / 2;
+    const r = this.rect(n.pos[0] + x, n.pos[1] + w.y + LiteGraph.NODE_WIDGET_HEIGHT / 2, 0, 0);
+    return [r.x, r.y];
+  },
+  canvasRect() {
+    const r = app.canvas.canvas.getBoundingClientRect();
+    return { x: r.left, y: r.top, width: r.width, height: r.height };
+  },
+  curve: (id) => JSON.parse(JSON.stringify(app.graph.getNodeById(id).__nsCurve ?? null)),
+  mix: (id) => JSON.parse(JSON.stringify(app.graph.getNodeById(id).__nsMix ?? null)),
+  // Missing nodes as the graph holds them: a node whose type no registered node class has (the
+  // frontend keeps it as a placeholder), in the graph or any subgraph.
+  missing(graph = app.graph, seen = new Set()) {
+    const out = [];
+    for (const n of graph.nodes ?? graph._nodes ?? []) {
+      if (n.subgraph) {
+        if (!seen.has(n.subgraph)) { seen.add(n.subgraph); out.push(...this.missing(n.subgraph, seen)); }
+      } else if (!LiteGraph.registered_node_types[n.type]) out.push(n.type);
+    }
+    return out;
+  },
+  // Missing nodes as the frontend reports them: app.showMissingNodesError (up to 1.49) and the
+  // active workflow's pending warnings (1.49 on), whichever this frontend has.
+  reported() {
+    const pending = app.extensionManager.workflow?.activeWorkflow?.pendingWarnings?.missingNodeTypes ?? [];
+    return [...this.reportedMissing, ...pending].map((t) => (typeof t === 'string' ? t : t?.type));
+  },
+};
+if (typeof app.showMissingNodesError === 'function' && !app.showMissingNodesError.__nsp) {
+  const orig = app.showMissingNodesError;
+  const spy = function (types, ...rest) {
+    __nsp.reportedMissing.push(...(types ?? []));
+    return orig.call(this, types, ...rest);
+  };
+  spy.__nsp = true;
+  app.showMissingNodesError = spy;
+}
+}"""
