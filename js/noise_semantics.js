@@ -25,7 +25,7 @@ const WARN = "#ff7a6b";
 // A copy of noise_semantics/core.py make_schedule (same checks, same order, same formula):
 //   taus = linspace(tau_max, tau_min, probes)  (probes = 1 -> [tau_max])
 //   bump: w(tau) = max(1 - |(tau - center) / half_width|^(2 * flatness), 0);  uniform: w = 1
-// tests/test_browser.py compares it with the Python original.
+// tests/browser/test_browser.py compares it with the Python original.
 export function bumpWeight(tau, center, halfWidth, flatness) {
   return Math.max(1 - Math.pow(Math.abs((tau - center) / halfWidth), 2 * flatness), 0);
 }
@@ -233,7 +233,7 @@ function drawSchedule(ctx, node, width, y, height) {
     }
   }
   ctx.restore();
-  // read by tests/test_browser.py (and handy in the devtools console)
+  // read by tests/browser/test_browser.py (and handy in the devtools console)
   node.__nsCurve = { error: null, points, probes, weighting: v.weighting, draws: (node.__nsCurve?.draws ?? 0) + 1 };
 }
 
