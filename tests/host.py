@@ -35,11 +35,11 @@ def comfyui_path() -> Path:
     if env:
         return Path(env).resolve()
     name = host_name()
-    for recorded in (ROOT / ".host" / name / "comfyui_path",
-                     *([ROOT / ".host" / "comfyui_path"] if name == "floor" else [])):  # before per-host records
-        if recorded.exists():
-            return Path(recorded.read_text().strip())
-    return ROOT / ".host" / "ComfyUI" if name == "floor" else ROOT / ".host" / name / "ComfyUI"
+    recorded = ROOT / ".host" / name / "comfyui_path"
+    if recorded.exists():
+        return Path(recorded.read_text().strip())
+    # Not set up yet: the floor's default place, or none (boot() then says which set-up to run).
+    return ROOT / ".host" / "ComfyUI" if name == "floor" else recorded.parent / "ComfyUI"
 
 
 def make_base_dir(base: Path | None = None) -> Path:
