@@ -31,14 +31,18 @@ Import only after ComfyUI is on sys.path with ``--cpu`` args parsed (``tests/hos
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import torch
 
-import comfy.model_patcher
 import comfy.supported_models
 
 DEMO_DIR = Path(__file__).resolve().parent
+if str(DEMO_DIR.parent / "tests") not in sys.path:  # the shared harness: tests/model_init.py, tests/host.py
+    sys.path.insert(0, str(DEMO_DIR.parent / "tests"))
+
+import model_init  # noqa: E402
 KINDS = ("eps", "flow")
 WEIGHTS = {"eps": DEMO_DIR / "digits_eps_unet.safetensors", "flow": DEMO_DIR / "digits_flow_dit.safetensors"}
 NUM_CLASSES = 10
@@ -83,7 +87,7 @@ def model_config(kind: str):
     if kind == "eps":
         return comfy.supported_models.SD15(dict(EPS_UNET))
     if kind == "flow":
-        return comfy.supported_models.FluxSchnell(dict(FLOW_DIT))
+        return comfy.supported_models.FluxSchnell(model_init.flux_config(FLOW_DIT))
     raise ValueError(f"unknown kind {kind!r}, expected one of {KINDS}")
 
 
@@ -101,36 +105,10 @@ def empty_latent_node(kind: str) -> tuple:
     return ("EmptyLatentImage" if kind == "eps" else "EmptySD3LatentImage"), side, side
 
 
-@torch.no_grad()
-def init_params(module: torch.nn.Module, seed: int) -> None:
-    """ComfyUI's ops skip weight initialisation (checkpoints overwrite it): give every parameter
-    torch's usual default initialisation, deterministically from ``seed``."""
-    torch.manual_seed(seed)
-    base = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d, torch.nn.GroupNorm,
-            torch.nn.LayerNorm, torch.nn.Embedding)
-    done = set()
-    for m in module.modules():
-        for cls in base:
-            if isinstance(m, cls):
-                cls.reset_parameters(m)  # torch's own, not ComfyUI's no-op override
-                done.update(id(p) for p in m.parameters(recurse=False))
-                break
-    for name, p in module.named_parameters():
-        if id(p) in done:
-            continue
-        if name.endswith("scale") or name.endswith("weight") and p.ndim == 1:
-            p.fill_(1.0)  # RMSNorm gains
-        else:
-            p.normal_(0.0, 0.02)
-
-
 def build(kind: str, seed: int = 0):
     """A freshly initialised float32 CPU model: ``(model_config, model_base instance)``."""
     config = model_config(kind)
-    config.set_inference_dtype(torch.float32, None)
-    model = config.get_model({}, "")
-    init_params(model.diffusion_model, seed)
-    return config, model
+    return config, model_init.build(config, seed)
 
 
 # --------------------------------------------------------------------------- conditioning
@@ -228,14 +206,16 @@ def load(kind: str, path: Path | None = None):
         raise ValueError(f"{path} holds a {meta.get('kind')!r} model, not {kind!r}")
     config, model = build(kind)
     dm = {k[len("diffusion_model."):]: v.float() for k, v in sd.items() if k.startswith("diffusion_model.")}
-    model.diffusion_model.load_state_dict(dm, strict=True)
+    # As every ComfyUI loader does (model_base.load_model_weights): the model config maps a
+    # checkpoint's tensor names to this ComfyUI's modules. The shipped file has the names of
+    # ComfyUI 0.3.75, where it was trained; 0.33 renamed FLUX's norm gains ".scale" -> ".weight"
+    # and renames them here. Loaded strictly (load_model_weights only logs a mismatch), so a file
+    # that does not fit this ComfyUI's model fails loudly instead of sampling from random weights.
+    model.diffusion_model.load_state_dict(config.process_unet_state_dict(dm), strict=True)
     model.digits_stats = (float(meta["pixel_mean"]), float(meta["pixel_std"]))
     model.digits_info = json.loads(meta.get("info", "{}"))
-    model.requires_grad_(False)
-    model.eval()
     emb = {k: v.float() for k, v in sd.items() if k.startswith("cond.")}
-    cpu = torch.device("cpu")
-    return comfy.model_patcher.ModelPatcher(model, load_device=cpu, offload_device=cpu), emb
+    return model_init.patcher(model), emb
 
 
 def empty_latent(kind: str, batch: int) -> torch.Tensor:

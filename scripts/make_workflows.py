@@ -4,6 +4,10 @@ folder) by inserting the pack's nodes on the MODEL wire. Widget values of the pa
 the LIVE node definitions (defaults), so re-run this after the defaults change.
 
     .venv/bin/python scripts/make_workflows.py
+
+Run it on the floor host (.venv: ComfyUI 0.3.75): the files are saved for the oldest supported
+ComfyUI and newer ones upgrade them on load (docs/workflows.md, "Which ComfyUI the files are saved
+for").
 """
 import copy
 import json

@@ -1,14 +1,62 @@
 #!/usr/bin/env bash
 # The pack's test command (README set-up command 2; .ci/run calls it). On a fresh machine it installs
-# the ComfyUI host, Chromium and Playwright itself, then runs every test against real ComfyUI.
-#   NSP_SKIP_BROWSER=1  leave the browser test out (it is the only one that needs Chromium).
-set -euo pipefail
+# each ComfyUI host (scripts/setup_host.sh), Chromium and Playwright itself, then runs every test
+# against real ComfyUI, once per host, and fails if any host fails.
+#
+#   bash scripts/test.sh [pytest args...]      e.g.  bash scripts/test.sh -x -k workflows
+#
+#   NSP_HOSTS="floor current"  the hosts to run on, in order (floor: ComfyUI 0.3.75, current: 0.33.0)
+#   NSP_SKIP_BROWSER=1         leave out tests/browser (the only tests that need Chromium)
+#   COMFYUI_PATH=<dir>         run the current host on that ComfyUI checkout (the floor is always the
+#                              vendored 0.3.75)
+#
+# Per host: tests/unit (pure torch), tests/integration (ComfyUI booted in-process), tests/browser.
+set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-bash scripts/setup_host.sh
+hosts=${NSP_HOSTS:-floor current}
+current_comfy=${COMFYUI_PATH:-}
+unset COMFYUI_PATH
+
+if [ -f scripts/check_registry.sh ]; then
+  bash scripts/check_registry.sh || { echo "scripts/check_registry.sh failed" >&2; exit 1; }
+fi
+
+dirs=(tests/unit tests/integration)
 if [ "${NSP_SKIP_BROWSER:-0}" != 1 ]; then
-  bash scripts/browser_deps.sh
+  dirs+=(tests/browser)
   export NSP_REQUIRE_BROWSER=1
 fi
-venv=${NSP_VENV:-$root/.venv}
-exec "$venv/bin/python" -m pytest -q -p no:cacheprovider "$@" tests
+
+summary=()
+failed=0
+for h in $hosts; do
+  case "$h" in
+    floor) venv=$root/.venv; comfy_env= ;;
+    current) venv=$root/.venv-current; comfy_env=$current_comfy ;;
+    *) echo "NSP_HOSTS: unknown host '$h' (use floor and/or current)" >&2; exit 2 ;;
+  esac
+  echo "=== host $h"
+  start=$(date +%s)
+  if ! COMFYUI_PATH=$comfy_env NSP_VENV=$venv bash scripts/setup_host.sh "$h"; then
+    summary+=("host $h: set-up FAILED"); failed=1; continue
+  fi
+  if [ "${NSP_SKIP_BROWSER:-0}" != 1 ] && ! NSP_VENV=$venv bash scripts/browser_deps.sh; then
+    summary+=("host $h: browser set-up FAILED"); failed=1; continue
+  fi
+  comfy=$(cat ".host/$h/comfyui_path")
+  log=$(mktemp)
+  # A ComfyUI outside .host/ (current's shared source tree) is read-only to us: no __pycache__ there.
+  case "$comfy" in "$root/.host/"*) nopyc= ;; *) nopyc=1 ;; esac
+  PYTHONDONTWRITEBYTECODE=${PYTHONDONTWRITEBYTECODE:-$nopyc} COMFYUI_PATH=$comfy \
+    "$venv/bin/python" -m pytest -q -p no:cacheprovider "${dirs[@]}" "$@" 2>&1 | tee "$log"
+  rc=${PIPESTATUS[0]}
+  counts=$(grep -E '^=*\s*[0-9]+ (passed|failed|error|skipped|deselected)' "$log" | tail -1 | sed -E 's/^=+ *| *=+$//g')
+  rm -f "$log"
+  summary+=("host $h (ComfyUI $comfy): ${counts:-no result}, exit $rc, $(( $(date +%s) - start )) s")
+  [ "$rc" = 0 ] || failed=1
+done
+
+echo
+printf '%s\n' "${summary[@]}"
+exit $failed

@@ -2,8 +2,10 @@
 ``custom_nodes/`` folder of a base directory (a link to this checkout), through
 ``nodes.init_extra_nodes``. Shared by the tests, the demo and the benchmarks.
 
-ComfyUI comes from ``COMFYUI_PATH`` or, by default, from the copy that
-``scripts/setup_host.sh`` put in ``.host/ComfyUI``.
+ComfyUI comes from ``COMFYUI_PATH`` or, by default, from what ``scripts/setup_host.sh <host>``
+recorded in ``.host/<host>/comfyui_path`` for the host whose venv runs this Python (the venv's
+``nsp-host`` file names it; a venv without one is the floor's): 0.3.75 copied to ``.host/ComfyUI``
+for ``floor`` (the venv ``.venv``), 0.33.0 used in place for ``current`` (``.venv-current``).
 """
 from __future__ import annotations
 
@@ -22,14 +24,22 @@ OUR_NODES = {"NoiseSemanticErase": "Noise Semantic Erase",
 _booted = None
 
 
+def host_name() -> str:
+    """The host (floor / current) whose venv runs this Python, as scripts/setup_host.sh marked it."""
+    marker = Path(sys.prefix) / "nsp-host"
+    return marker.read_text().strip() if marker.exists() else "floor"
+
+
 def comfyui_path() -> Path:
     env = os.environ.get("COMFYUI_PATH")
     if env:
         return Path(env).resolve()
-    recorded = ROOT / ".host" / "comfyui_path"
+    name = host_name()
+    recorded = ROOT / ".host" / name / "comfyui_path"
     if recorded.exists():
         return Path(recorded.read_text().strip())
-    return ROOT / ".host" / "ComfyUI"
+    # Not set up yet: the floor's default place, or none (boot() then says which set-up to run).
+    return ROOT / ".host" / "ComfyUI" if name == "floor" else recorded.parent / "ComfyUI"
 
 
 def make_base_dir(base: Path | None = None) -> Path:
@@ -50,7 +60,8 @@ def boot(base: Path | None = None):
         return _booted
     comfy_dir = comfyui_path()
     if not (comfy_dir / "nodes.py").exists():
-        raise RuntimeError(f"no ComfyUI at {comfy_dir}: run `bash scripts/setup_host.sh` or set COMFYUI_PATH")
+        raise RuntimeError(f"no ComfyUI at {comfy_dir}: run `bash scripts/setup_host.sh {host_name()}` "
+                           "or set COMFYUI_PATH")
     base = make_base_dir(base)
     sys.path.insert(0, str(comfy_dir))
     sys.argv = [sys.argv[0], "--cpu", "--base-directory", str(base), "--disable-auto-launch"]
@@ -99,7 +110,10 @@ def run_prompt(prompt: dict):
     if not valid[0]:
         raise ExecutionFailed(f"invalid prompt: {valid[1]} {valid[3]}", valid[1])
     server = _StubServer()
-    ex = execution.PromptExecutor(server, cache_type=False, cache_args={"lru": 0, "ram": 0})
+    # The classic cache (cache_type=False), as main.py --cache-classic. 0.33 reads
+    # cache_args["ram_inactive"] on every run (main.py always passes it; the RAM numbers only drive
+    # its RAM-pressure cache); 0.3.75 never looks at the extra key.
+    ex = execution.PromptExecutor(server, cache_type=False, cache_args={"lru": 0, "ram": 0, "ram_inactive": 0})
     ex.execute(prompt, prompt_id, {}, valid[2])
     if not ex.success:
         err = [d for e, d in ex.status_messages if e == "execution_error"]

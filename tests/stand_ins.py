@@ -27,7 +27,6 @@ removes them. Import only after ``host.boot()``.
 from __future__ import annotations
 
 import copy
-import math
 import zlib
 
 import torch
@@ -36,6 +35,7 @@ import comfy.ldm.wan.vae
 import comfy.sd
 import comfy.taesd.taesd
 
+import model_init
 import probes
 import tiny_models
 
@@ -70,33 +70,19 @@ def encode(clip: StandInCLIP, text: str, **extra):
     return cond
 
 
-@torch.no_grad()
-def _init_conv_params(module: torch.nn.Module, seed: int):
-    """ComfyUI's ops skip weight initialisation (weights come from files): give every parameter
-    finite values that keep activations O(1)."""
-    gen = torch.Generator().manual_seed(seed)
-    for name, p in module.named_parameters():
-        if p.ndim >= 2:
-            p.copy_(torch.randn(p.shape, generator=gen) / math.sqrt(math.prod(p.shape[1:])))
-        elif name.endswith("gamma") or name.endswith("weight"):
-            p.fill_(1.0)
-        else:
-            p.zero_()
-
-
 def make_vae(family: str, seed: int = 0) -> comfy.sd.VAE:
     """A real comfy.sd.VAE with a tiny first-stage model of the family's latent format."""
     if family in ("sdxl", "flux"):
         channels = 4 if family == "sdxl" else 16
         model = comfy.taesd.taesd.TAESD(latent_channels=channels)
-        _init_conv_params(model, seed)
+        model_init.init_weights(model, seed)
         model.vae_scale.data.fill_(1.0)
         model.vae_shift.data.fill_(0.0)
     elif family == "wan":
         # Same config comfy.sd.VAE uses for the WAN 2.1 VAE; only dim (96 there) is small.
         model = comfy.ldm.wan.vae.WanVAE(dim=8, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2, attn_scales=[],
                                          temperal_downsample=[False, True, True], dropout=0.0)
-        _init_conv_params(model, seed)
+        model_init.init_weights(model, seed)
     else:
         raise ValueError(f"unknown family {family!r}, expected one of {FAMILIES}")
     sd = {k: v.detach().clone() for k, v in model.state_dict().items()}

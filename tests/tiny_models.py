@@ -19,23 +19,16 @@ Public API
                                                wan [B,16,frames,size,size]
 """
 
-import math
-
 if __name__ == "__main__":
     # Standalone smoke run only (python tests/tiny_models.py); importers set ComfyUI up themselves.
-    import os
-    import sys
-    _root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    sys.path.insert(0, os.environ.get("COMFYUI_PATH")
-                    or open(os.path.join(_root, ".host", "comfyui_path")).read().strip())
-    sys.argv = sys.argv[:1] + ["--cpu"]
-    import comfy.options
-    comfy.options.enable_args_parsing()
+    import host
+    host.boot()
 
 import torch
 
-import comfy.model_patcher
 import comfy.supported_models
+
+import model_init
 
 FAMILIES = ("sdxl", "flux", "wan")
 
@@ -73,7 +66,7 @@ def _model_config(family):
             "mlp_ratio": 2.0, "depth": 1, "depth_single_blocks": 1, "theta": 10000,
             "qkv_bias": True, "context_in_dim": _FLUX_CONTEXT, "vec_in_dim": _FLUX_VEC,
         }
-        return comfy.supported_models.Flux(unet)
+        return comfy.supported_models.Flux(model_init.flux_config(unet))
     if family == "wan":
         # Head dim 24 gives RoPE axes [8, 8, 8] (d - 4*(d//6), 2*(d//6), 2*(d//6)).
         unet = {
@@ -85,40 +78,10 @@ def _model_config(family):
     raise ValueError(f"unknown family {family!r}, expected one of {FAMILIES}")
 
 
-@torch.no_grad()
-def _init_params(module, seed):
-    # ComfyUI's ops skip weight init (checkpoints overwrite it), so the tensors hold whatever
-    # torch.empty gave. LeCun-normal weights keep activations O(1) through the tiny stacks so the
-    # prediction visibly depends on input, timestep and prompt; ComfyUI's zero-initialised
-    # output layers are deliberately NOT zeroed here, for the same reason.
-    gen = torch.Generator().manual_seed(seed)
-    for name, p in module.named_parameters():
-        leaf = name.rsplit(".", 1)[-1]
-        if p.ndim >= 2 and leaf == "weight":
-            fan_in = math.prod(p.shape[1:])
-            p.copy_(torch.randn(p.shape, generator=gen) / math.sqrt(fan_in))
-        elif p.ndim == 1 and leaf in ("weight", "scale"):
-            # Norm gains (LayerNorm/GroupNorm/RMSNorm): around 1, not around 0.
-            p.copy_(1.0 + 0.02 * torch.randn(p.shape, generator=gen))
-        else:
-            # Biases and free parameters (e.g. WAN's modulation tables).
-            p.copy_(0.02 * torch.randn(p.shape, generator=gen))
-
-
 def make_model(family, seed=0):
     """A tiny float32 CPU model of the given family, wrapped like comfy.sd loads checkpoints."""
-    config = _model_config(family)
-    # What comfy.sd.load_diffusion_model_state_dict does, minus the checkpoint: pick dtypes,
-    # build from an empty state dict (get_model reads model_type from it: eps for SDXL).
-    config.set_inference_dtype(torch.float32, None)
-    model = config.get_model({}, "")
-    _init_params(model, seed)
-    # Inference only: no autograd graphs in tests (ComfyUI's own weight patching also stores
-    # parameters with requires_grad=False, and the server samples under inference_mode).
-    model.requires_grad_(False)
-    model.eval()
-    cpu = torch.device("cpu")
-    return comfy.model_patcher.ModelPatcher(model, load_device=cpu, offload_device=cpu)
+    # Weights: tests/model_init.py (ComfyUI's layers skip initialisation; a checkpoint would fill them).
+    return model_init.patcher(model_init.build(_model_config(family), seed))
 
 
 def _cond(family, gen, batch, size):

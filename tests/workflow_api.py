@@ -7,7 +7,15 @@ What the frontend does, and this module does the same way:
 - widget inputs: the inputs (required, then optional, in definition order) whose type is a
   widget type (INT, FLOAT, STRING, BOOLEAN, a COMBO list or "COMBO") and that are not
   ``forceInput``. ``widgets_values`` holds one value per widget in that order, linked (converted)
-  widgets included;
+  widgets included. A workflow saved by an older ComfyUI lacks the values of the widgets a node
+  gained since: the frontend (LGraphNode.configure, 1.32 and 1.49 alike) assigns the saved values
+  in order and leaves the widgets after them at their defaults (a COMBO without one: its first
+  choice). Accepted here only where every widget left without a value is an optional input (how
+  ComfyUI extends a node compatibly, e.g. 0.33's CreateVideo ``bit_depth``, SaveVideo's hidden
+  ``codec``); anything else is a stale workflow;
+- dynamic combos (V3 ``COMFY_DYNAMICCOMBO_V3``, ComfyUI 0.33): a COMBO of option keys, followed by
+  the widgets of the chosen option's inputs, named ``<combo>.<input>`` (recursively; the
+  frontend's dynamicComboWidget, and the names the backend expands);
 - hidden extra values: an INT input named ``seed`` / ``noise_seed`` or flagged
   ``control_after_generate`` gets a "control after generate" widget right after it (value
   fixed / increment / decrement / randomize); so does a COMBO flagged ``control_after_generate``.
@@ -21,7 +29,8 @@ What the frontend does, and this module does the same way:
   it fed is fed by its input of the same type, the input at the same slot first).
 
 ``to_api(workflow)`` returns ``{node_id: {"class_type", "inputs", "_meta": {"title"}}}``.
-``widget_specs(class_type)`` and ``widget_values(node)`` expose the widget mapping for checks.
+``widget_specs(class_type)``, ``bind_widgets(node)`` and ``widget_values(node)`` expose the widget
+mapping for checks.
 """
 from __future__ import annotations
 
@@ -35,6 +44,7 @@ WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 CONTROL_VALUES = ("fixed", "increment", "decrement", "randomize")
 UPLOAD_FLAGS = ("image_upload", "video_upload", "audio_upload", "animated_image_upload")
 MODE_ALWAYS, MODE_NEVER, MODE_BYPASS = 0, 2, 4
+DYNAMIC_COMBO = "COMFY_DYNAMICCOMBO_V3"
 
 
 class WorkflowError(ValueError):
@@ -48,9 +58,17 @@ class WidgetSpec:
     options: dict
     choices: list | None = None    # COMBO choices
     extras: list = field(default_factory=list)  # names of hidden values stored after it
+    optional: bool = False         # declared under "optional" (or inside an optional dynamic combo)
+    dynamic: dict | None = None    # a dynamic combo's {option key: the inputs that option adds}
 
     def describe(self):
         return f"{self.name} ({self.type})"
+
+    def default(self):
+        """The value the frontend gives a new widget (None: it has none to give)."""
+        if "default" in self.options:
+            return self.options["default"]
+        return self.choices[0] if self.type == "COMBO" and self.choices else None
 
 
 def _nodes_module():
@@ -71,7 +89,8 @@ def return_types(class_type: str, nodes_module=None) -> list:
 
 
 def _type_of(spec) -> tuple[str, dict, list | None]:
-    """(type name, options, combo choices) of one INPUT_TYPES entry, V1 or V3-converted."""
+    """(type name, options, combo choices) of one INPUT_TYPES entry, V1 or V3-converted. A V3
+    dynamic combo (ComfyUI 0.33's COMFY_DYNAMICCOMBO_V3) is a COMBO of its option keys."""
     raw = spec[0]
     opts = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
     if isinstance(raw, (list, tuple)):
@@ -79,6 +98,8 @@ def _type_of(spec) -> tuple[str, dict, list | None]:
     name = str(raw)
     if name == "COMBO":
         return "COMBO", opts, list(opts.get("options", []))
+    if name == DYNAMIC_COMBO:
+        return "COMBO", opts, [o["key"] for o in opts["options"]]
     return name, opts, None
 
 
@@ -92,44 +113,78 @@ def all_inputs(class_type: str, nodes_module=None) -> dict:
     return out
 
 
-def widget_specs(class_type: str, nodes_module=None) -> list[WidgetSpec]:
+def _specs(inputs: dict, prefix: str = "", optional_group: bool = False) -> list[WidgetSpec]:
     specs = []
-    for name, (typ, opts, choices) in all_inputs(class_type, nodes_module).items():
-        if typ not in WIDGET_TYPES or opts.get("forceInput"):
-            continue
-        w = WidgetSpec(name, typ, opts, choices)
-        if typ == "INT" and opts.get("control_after_generate", name in ("seed", "noise_seed")):
-            w.extras.append("control_after_generate")
-        elif typ == "COMBO" and opts.get("control_after_generate"):
-            w.extras.append("control_after_generate")
-        if typ == "COMBO" and any(opts.get(f) for f in UPLOAD_FLAGS):
-            w.extras.append("upload")
-        specs.append(w)
+    for section in ("required", "optional"):
+        for name, spec in (inputs.get(section) or {}).items():
+            typ, opts, choices = _type_of(spec)
+            if typ not in WIDGET_TYPES or opts.get("forceInput"):
+                continue
+            w = WidgetSpec(prefix + name, typ, opts, choices, optional=optional_group or section == "optional")
+            if str(spec[0]) == DYNAMIC_COMBO:
+                w.dynamic = {o["key"]: o.get("inputs") or {} for o in opts["options"]}
+            if typ == "INT" and opts.get("control_after_generate", name in ("seed", "noise_seed")):
+                w.extras.append("control_after_generate")
+            elif typ == "COMBO" and opts.get("control_after_generate"):
+                w.extras.append("control_after_generate")
+            if typ == "COMBO" and any(opts.get(f) for f in UPLOAD_FLAGS):
+                w.extras.append("upload")
+            specs.append(w)
     return specs
 
 
-def widget_values(node: dict, nodes_module=None) -> dict:
-    """{widget name: value} of a UI node, plus {"<name>.control_after_generate": value} etc. for
-    the hidden values. Raises WorkflowError when the count does not match the live definition."""
+def widget_specs(class_type: str, nodes_module=None) -> list[WidgetSpec]:
+    """The node's own widgets, in order (without what a dynamic combo adds for its chosen option)."""
+    return _specs(input_types(class_type, nodes_module))
+
+
+def _children(spec: WidgetSpec, value) -> list[WidgetSpec]:
+    """The widgets a dynamic combo adds right after itself for the chosen option, named
+    "<combo>.<input>" (the frontend's dynamicComboWidget; the backend expands the same names)."""
+    if not spec.dynamic or value not in spec.dynamic:
+        return []
+    return _specs(spec.dynamic[value], spec.name + ".", spec.optional)
+
+
+def bind_widgets(node: dict, nodes_module=None) -> list[tuple[WidgetSpec, object, dict]]:
+    """[(spec, value, {extra name: hidden value})] for every widget of a UI node, in order, as the
+    frontend assigns ``widgets_values`` on load. Raises WorkflowError when they do not fit the
+    live definition."""
     specs = widget_specs(node["type"], nodes_module)
     values = node.get("widgets_values")
     if values is None:
         values = []
     if isinstance(values, dict):  # some nodes save a {name: value} map
-        return {s.name: values[s.name] for s in specs if s.name in values}
-    expected = sum(1 + len(s.extras) for s in specs)
-    if len(values) != expected:
-        layout = ", ".join(s.name + "".join(f" +{e}" for e in s.extras) for s in specs)
-        raise WorkflowError(
-            f"node {node['id']} ({node['type']}): {len(values)} widgets_values {values!r}, but the live "
-            f"definition has {expected} widget value(s): [{layout}]")
-    out, i = {}, 0
-    for s in specs:
-        out[s.name] = values[i]
-        i += 1
-        for e in s.extras:
-            out[f"{s.name}.{e}"] = values[i]
-            i += 1
+        return [(s, values[s.name], {}) for s in specs if s.name in values]
+    bound, i, k = [], 0, 0
+    while k < len(specs):
+        s = specs[k]
+        if i == len(values) and s.optional and not s.extras and s.default() is not None:
+            value, extras = s.default(), {}  # a widget newer than the workflow: its default
+        elif i + 1 + len(s.extras) <= len(values):
+            value, extras = values[i], dict(zip(s.extras, values[i + 1:i + 1 + len(s.extras)]))
+            i += 1 + len(s.extras)
+        else:
+            break
+        bound.append((s, value, extras))
+        specs[k + 1:k + 1] = _children(s, value)
+        k += 1
+    if k == len(specs) and i == len(values):
+        return bound
+    layout = ", ".join(s.name + "".join(f" +{e}" for e in s.extras) + (" (optional)" if s.optional else "")
+                       for s in specs)
+    raise WorkflowError(
+        f"node {node['id']} ({node['type']}): {len(values)} widgets_values {values!r}, but the live "
+        f"definition has {sum(1 + len(s.extras) for s in specs)} widget value(s): [{layout}]")
+
+
+def widget_values(node: dict, nodes_module=None) -> dict:
+    """{widget name: value} of a UI node, plus {"<name>.control_after_generate": value} etc. for
+    the hidden values. Raises WorkflowError when the count does not match the live definition."""
+    out = {}
+    for spec, value, extras in bind_widgets(node, nodes_module):
+        out[spec.name] = value
+        out.update((f"{spec.name}.{e}", v) for e, v in extras.items())
     return out
 
 
@@ -206,10 +261,8 @@ def to_api(workflow: dict, nodes_module=None) -> dict:
             continue
         defined = all_inputs(typ, nodes_module)
         inputs = {}
-        widgets = widget_values(node, nodes_module)
-        for spec in widget_specs(typ, nodes_module):
-            if spec.name in widgets:
-                inputs[spec.name] = widgets[spec.name]
+        widgets = {spec.name: value for spec, value, _ in bind_widgets(node, nodes_module)}
+        inputs.update(widgets)
         for inp in node.get("inputs") or []:
             name = (inp.get("widget") or {}).get("name") or inp.get("name")
             if inp.get("link") is None:

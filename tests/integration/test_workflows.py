@@ -4,10 +4,12 @@ runnable end to end.
 Static checks, per workflow (UI/litegraph format, version 0.4):
 - graph bookkeeping: node and link ids unique, every link recorded on both ends, last ids;
 - every node type is registered (frontend-only Note / MarkdownNote / Reroute / PrimitiveNode aside)
-  and its output slots match the live RETURN_TYPES;
+  and its saved output slots are the live RETURN_TYPES, or their start where a newer ComfyUI added
+  outputs (docs/workflows.md: the files are saved for the oldest supported ComfyUI);
 - every link joins compatible types (origin output type == target input type, or "*");
 - every widget value is valid for the live definition: count (with the frontend's hidden
-  "control after generate" values), INT/FLOAT ranges, BOOLEAN, STRING, COMBO choices.
+  "control after generate" values; trailing optional widgets a newer ComfyUI added take their
+  defaults, as in the frontend), INT/FLOAT ranges, BOOLEAN, STRING, COMBO choices.
   Model file combos (ckpt/unet/clip/vae names) list the files in ComfyUI's model folders, which
   are empty on a test host; the check registers a scratch model folder holding zero-byte files
   named as the workflow's ``properties.models`` entries (name + directory, as in the official
@@ -32,16 +34,15 @@ from __future__ import annotations
 
 import copy
 import json
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+import host
+from noise_semantics import core
 
-import host  # noqa: E402
+ROOT = host.ROOT
 
 WORKFLOW_DIR = ROOT / "workflows"
 WORKFLOWS = sorted(WORKFLOW_DIR.glob("*.json"))
@@ -184,7 +185,12 @@ def test_node_types_registered(live, path):
         assert n["type"] in mapping, f"node {n['id']}: type {n['type']} is not registered"
         returned = wa.return_types(n["type"])
         ui = [o["type"] for o in n.get("outputs") or []]
-        assert ui == returned, f"node {n['id']} ({n['type']}): outputs {ui} but the live node returns {returned}"
+        # On load the frontend rebuilds a node's output slots from the live definition, keeping each
+        # saved slot's links (ComfyNode.configure zips the two lists, 1.32 and 1.49 alike): outputs a
+        # newer ComfyUI added at the end appear (0.33's SaveImage / SaveVideo now return their
+        # input), while a saved slot the live node lacks, or of another type, would stay stale.
+        assert ui == returned[:len(ui)], \
+            f"node {n['id']} ({n['type']}): outputs {ui} but the live node returns {returned}"
     assert any(n["type"] in ("Note", "MarkdownNote") and "Noise Semantic" in n["widgets_values"][0]
                for n in wf["nodes"]), "no Note explaining the pack's settings"
 
@@ -253,14 +259,13 @@ def test_widget_values_valid(live, placeholders, path):
     for n in wf["nodes"]:
         if n["type"] in wa.FRONTEND_ONLY:
             continue
-        values = wa.widget_values(n)  # raises on a count mismatch with the live definition
-        for spec in wa.widget_specs(n["type"]):
+        for spec, value, extras in wa.bind_widgets(n):  # raises when the values do not fit the live node
             where = f"node {n['id']} ({n['type']}).{spec.name}"
-            _check_value(spec, values[spec.name], where)
-            for extra in spec.extras:
-                v = values[f"{spec.name}.{extra}"]
-                if extra == "control_after_generate":
-                    assert v in wa.CONTROL_VALUES, f"{where}: control_after_generate {v!r}"
+            _check_value(spec, value, where)
+            assert set(extras) == set(spec.extras), where
+            if "control_after_generate" in extras:
+                v = extras["control_after_generate"]
+                assert v in wa.CONTROL_VALUES, f"{where}: control_after_generate {v!r}"
         # Values arriving from PrimitiveNodes must be valid for the widget they feed.
         for inp in n.get("inputs") or []:
             lid = inp.get("link")
@@ -407,6 +412,57 @@ def test_converter_frontend_rules(live):
         wa.to_api(bad)
 
 
+def test_converter_fills_widgets_a_newer_comfyui_added(live):
+    """A workflow saved before a node gained a trailing optional widget loads with that widget's
+    default (the frontend's behaviour); a missing required value or a surplus value is an error."""
+    wa = live["wa"]
+
+    class Grown:  # CreateVideo's shape: fps, then (0.33) an optional bit_depth
+        RETURN_TYPES = ("VIDEO",)
+
+        @classmethod
+        def INPUT_TYPES(cls):
+            return {"required": {"images": ("IMAGE",), "fps": ("FLOAT", {"default": 30.0})},
+                    "optional": {"bit_depth": (["8-bit", "10-bit"], {"default": "8-bit"})}}
+
+    defs = type("LiveNodes", (), {"NODE_CLASS_MAPPINGS": {"Grown": Grown}})
+    node = {"id": 9, "type": "Grown", "widgets_values": [16]}
+    assert wa.widget_values(node, defs) == {"fps": 16, "bit_depth": "8-bit"}
+    assert wa.widget_values(dict(node, widgets_values=[16, "10-bit"]), defs) == {"fps": 16, "bit_depth": "10-bit"}
+    for stale in ([], [16, "10-bit", 1]):
+        with pytest.raises(wa.WorkflowError, match=r"\[fps, bit_depth \(optional\)\]"):
+            wa.widget_values(dict(node, widgets_values=stale), defs)
+
+
+def test_converter_expands_dynamic_combos(live):
+    """0.33's V3 dynamic combo (SaveVideo's format -> codec): the chosen option's widgets follow
+    the combo, named "<combo>.<input>"; a hidden optional combo added later takes its first key."""
+    wa = live["wa"]
+
+    def dyn(options, **extra):
+        return (wa.DYNAMIC_COMBO, {"options": [{"key": k, "inputs": v} for k, v in options.items()], **extra})
+
+    codec = dyn({"auto": {}, "h264": {"required": {"crf": ("FLOAT", {"default": 23.0, "min": 0.0, "max": 51.0})}}})
+
+    class Saver:
+        RETURN_TYPES = ()
+
+        @classmethod
+        def INPUT_TYPES(cls):
+            return {"required": {"video": ("VIDEO",), "prefix": ("STRING", {"default": "v"}),
+                                 "format": dyn({"auto": {"required": {"codec": codec}}, "webm": {}})},
+                    "optional": {"codec": dyn({"auto": {}, "h264": {}}, hidden=True)}}
+
+    defs = type("LiveNodes", (), {"NODE_CLASS_MAPPINGS": {"Saver": Saver}})
+    node = {"id": 3, "type": "Saver", "widgets_values": ["v", "auto", "h264", 20.0]}
+    assert wa.widget_values(node, defs) == {"prefix": "v", "format": "auto", "format.codec": "h264",
+                                            "format.codec.crf": 20.0, "codec": "auto"}
+    assert wa.widget_values(dict(node, widgets_values=["v", "webm", "h264"]), defs) == \
+        {"prefix": "v", "format": "webm", "codec": "h264"}
+    with pytest.raises(wa.WorkflowError):  # the h264 option's crf has no value
+        wa.widget_values(dict(node, widgets_values=["v", "auto", "h264"]), defs)
+
+
 # ---------------------------------------------------------------- end to end
 
 def _shrink_latents(prompt):
@@ -453,7 +509,7 @@ def _prepare(live, wf, family):
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
-def test_runs_end_to_end(live, core, path):
+def test_runs_end_to_end(live, path):
     import av
     import comfy.sample
     import torch

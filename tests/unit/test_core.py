@@ -4,8 +4,10 @@ import math
 import pytest
 import torch
 
+from noise_semantics import core  # pure torch: no ComfyUI
 
-def test_schedule_bump_formula(core):
+
+def test_schedule_bump_formula():
     s = core.make_schedule(5, 0.2, 1.0, center=0.6, half_width=0.5, flatness=1.0)
     assert s.taus == pytest.approx((1.0, 0.8, 0.6, 0.4, 0.2))
     expected = [max(1 - abs((t - 0.6) / 0.5) ** 2, 0) for t in s.taus]
@@ -13,14 +15,14 @@ def test_schedule_bump_formula(core):
     assert s.weights[2] == pytest.approx(1.0) and s.weights[0] < s.weights[1] < s.weights[2]
 
 
-def test_schedule_half_width_is_in_tau_units_not_timesteps(core):
+def test_schedule_half_width_is_in_tau_units_not_timesteps():
     # The public port's bump is ~4 timesteps wide: every probe but one gets zero weight, or all get
     # the same. Ours must give a graded bump across the range.
     s = core.make_schedule(9, 0.1, 0.9, center=0.5, half_width=0.4, flatness=5.0)
     assert len(set(round(w, 6) for w in s.weights)) > 3
 
 
-def test_schedule_uniform_and_single_probe(core):
+def test_schedule_uniform_and_single_probe():
     assert core.make_schedule(4, 0.3, 0.9, weighting="uniform").weights == (1.0,) * 4
     assert core.make_schedule(1, 0.3, 0.9).taus == (0.9,)
 
@@ -34,19 +36,19 @@ def test_schedule_uniform_and_single_probe(core):
     (dict(weighting="triangle"), "'weighting'"),
     (dict(center=float("nan")), "'center'"),
 ])
-def test_schedule_bad_input_names_node_input_and_fix(core, kwargs, words):
+def test_schedule_bad_input_names_node_input_and_fix(kwargs, words):
     with pytest.raises(core.NoiseSemanticsError) as e:
         core.make_schedule(**kwargs)
     msg = str(e.value)
     assert msg.startswith("[Temporal Weight Schedule]") and words in msg and "Fix:" in msg
 
 
-def test_erase_n1_is_the_stock_noise_bit_for_bit(core):
+def test_erase_n1_is_the_stock_noise_bit_for_bit():
     z = torch.randn(2, 4, 8, 8, generator=torch.manual_seed(0))
     assert core.erase(z, 7, 1) is z
 
 
-def test_erase_is_nln_of_derived_cpu_draws(core):
+def test_erase_is_nln_of_derived_cpu_draws():
     z = torch.randn(2, 4, 8, 8, generator=torch.manual_seed(0))
     out = core.erase(z, 7, 4, restandardize=False)
     ref = (z + sum(core.extra_noise(z, 7, j) for j in (2, 3, 4))) / 2.0
@@ -57,14 +59,14 @@ def test_erase_is_nln_of_derived_cpu_draws(core):
     assert not torch.allclose(core.erase(z, 7, 4), core.erase(z, 8, 4))
 
 
-def test_erase_per_sample_is_independent_of_the_batch(core):
+def test_erase_per_sample_is_independent_of_the_batch():
     # What makes batch_index work: a latent taken out of a batch keeps its extra draws.
     z = torch.randn(3, 4, 8, 8, generator=torch.manual_seed(1))
     full = core.erase(z, 11, 3)
     assert torch.equal(core.erase(z[1:2], 11, 3), full[1:2])
 
 
-def test_erase_rejects_bad_input(core):
+def test_erase_rejects_bad_input():
     z = torch.randn(1, 4, 8, 8)
     with pytest.raises(core.NoiseSemanticsError, match=r"\[Noise Semantic Erase\] input 'samples' is 0"):
         core.erase(z, 0, 0)
@@ -73,7 +75,7 @@ def test_erase_rejects_bad_input(core):
         core.erase(z, 0, 3)
 
 
-def test_inject_keeps_unit_variance_and_zero_strength_is_identity(core):
+def test_inject_keeps_unit_variance_and_zero_strength_is_identity():
     z = torch.randn(2, 4, 8, 8, generator=torch.manual_seed(2))
     e = torch.randn(2, 4, 8, 8, generator=torch.manual_seed(3)) * 5 + 3
     out = core.inject(z, e, 0.7).reshape(2, -1)
@@ -83,7 +85,7 @@ def test_inject_keeps_unit_variance_and_zero_strength_is_identity(core):
     assert core.refine_inject(z, sched, 0.0, None, None, None) is z
 
 
-def test_decorrelated_strength_is_an_exact_noise_semantics_mix(core):
+def test_decorrelated_strength_is_an_exact_noise_semantics_mix():
     z = core.standardize(torch.randn(1, 1, 16, 16, generator=torch.manual_seed(4)))
     e = -z + 0.1 * torch.randn(1, 1, 16, 16, generator=torch.manual_seed(5))  # mostly points back at z
     for d in (0.5, 1.0, 3.0):
@@ -147,7 +149,7 @@ def _sample(z, denoise, sm):
 
 @pytest.mark.parametrize("kind", ["eps", "flow"])
 @pytest.mark.parametrize("decorrelated", [True, False])
-def test_injection_sign_moves_samples_toward_the_prompt_class(core, kind, decorrelated):
+def test_injection_sign_moves_samples_toward_the_prompt_class(kind, decorrelated):
     gen = torch.manual_seed(0)
     dim, n = 16, 2000
     mus = _means(dim, gen)

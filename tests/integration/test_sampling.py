@@ -13,6 +13,7 @@ import nodes
 import host
 import probes
 import tiny_models
+from noise_semantics import core
 
 FAMILIES = ["sdxl", "flux", "wan"]
 Erase = nodes.NODE_CLASS_MAPPINGS["NoiseSemanticErase"]
@@ -59,7 +60,7 @@ def expected_noise(core, rec, lat_samples, seed, samples, strength, schedule, de
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_ksampler_starts_from_the_refined_noise(core, family):
+def test_ksampler_starts_from_the_refined_noise(family):
     sched = Schedule().build(4, 0.4, 1.0, "bump", 0.75, 0.5, 1.0)[0]
     lat = latent(family)
     m = probes.capture(refined_model(family, 3, 0.6, sched), "ks",
@@ -106,7 +107,7 @@ def test_probe_cost_is_one_batched_guided_call(family, cfg):
     assert count.batches[1:] == count0.batches
 
 
-def test_probes_split_into_chunks_when_memory_is_short(core):
+def test_probes_split_into_chunks_when_memory_is_short():
     import importlib
     patch = importlib.import_module(Inject.__module__.rsplit(".", 1)[0] + ".patch")
     m = tiny_models.make_model("sdxl")
