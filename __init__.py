@@ -5,19 +5,20 @@
 # folder-named path (js/docs/<NodeId>.md), so pyproject.toml names no second web folder.
 WEB_DIRECTORY = "./js"
 
-if __package__:
-    from comfy_api.latest import ComfyExtension, io
+from comfy_api.latest import ComfyExtension, io
 
-    from .noise_semantics.erase import NoiseSemanticErase
-    from .noise_semantics.inject import NoiseSemanticInject
-    from .noise_semantics.schedule import TemporalWeightSchedule
+from .noise_semantics.erase import NoiseSemanticErase
+from .noise_semantics.inject import NoiseSemanticInject
+from .noise_semantics.schedule import TemporalWeightSchedule
 
-    class NoiseSemanticsExtension(ComfyExtension):
-        async def get_node_list(self) -> list[type[io.ComfyNode]]:
-            return [NoiseSemanticErase, NoiseSemanticInject, TemporalWeightSchedule]
 
-    async def comfy_entrypoint() -> NoiseSemanticsExtension:
-        return NoiseSemanticsExtension()
+class NoiseSemanticsExtension(ComfyExtension):
+    async def get_node_list(self) -> list[type[io.ComfyNode]]:
+        return [NoiseSemanticErase, NoiseSemanticInject, TemporalWeightSchedule]
 
-    __all__ = ["WEB_DIRECTORY", "comfy_entrypoint"]
-# else: imported as a plain file (pytest, from a checkout whose folder name is no identifier): no nodes.
+
+async def comfy_entrypoint() -> NoiseSemanticsExtension:
+    return NoiseSemanticsExtension()
+
+
+__all__ = ["WEB_DIRECTORY", "comfy_entrypoint"]
