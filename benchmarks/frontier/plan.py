@@ -17,10 +17,23 @@ TASKS = {
 LATE = sched(probes=1, tau_min=0.6, tau_max=0.6)  # one probe where the noise's content shows (tau 0.6)
 
 
-def method_configs(cfg: float, quick: bool) -> list:
+def method_configs(cfg: float, quick: bool, task: str = "digits") -> list:
     if quick:
         return [Config(cfg, erase=4), Config(cfg, inject=0.3), Config(cfg, inject=0.25, direction="prompt"),
                 Config(cfg, candidates=4, schedule=LATE)]
+    if task == "compositional":
+        # Trimmed to the families the digits sweep left open (see frontier_digits.md): the 2-core
+        # budget buys one pass over both compositional models.
+        out = [Config(cfg, erase=4)]
+        out += [Config(cfg, inject=s) for s in (0.1, 0.3, 0.6, 1.0)]
+        out += [Config(cfg, inject=0.3, schedule=sched(probes=1))]
+        out += [Config(cfg, inject=s, direction="prompt", schedule=LATE) for s in (0.25, 0.5, 1.0)]
+        out += [Config(cfg, inject=0.6, direction="adaptive")]
+        out += [Config(cfg, candidates=m, schedule=LATE) for m in (2, 4, 8)]
+        out += [Config(cfg, candidates=4)]
+        out += [Config(cfg, candidates=4, inject=0.3, schedule=LATE),
+                Config(cfg, candidates=4, inject=0.25, direction="prompt", schedule=LATE)]
+        return out
     out = [Config(cfg, erase=n) for n in (2, 4, 8)]
     out += [Config(cfg, inject=s) for s in (0.1, 0.3, 0.6, 1.0)]
     out += [Config(cfg, inject=s, schedule=sched(probes=1)) for s in (0.3, 0.6)]

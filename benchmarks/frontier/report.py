@@ -51,7 +51,8 @@ def markdown(out: dict) -> str:
     for kind, k in out["kinds"].items():
         for split, a in k["analysis"].items():
             attrs = list(a["stock"][0]["attrs"])
-            md += [f"## {kind} model, {split} prompts", "", "### Stock over cfg", "",
+            md += [f"## {kind} model, {split} prompts", "", f"`{k.get('command', meta['command'])}`", "",
+                   "### Stock over cfg", "",
                    "| cfg | " + " | ".join(attrs) + " | div | evals |", "|---|" + "---|" * (len(attrs) + 2)]
             for s in a["stock"]:
                 md.append(f"| {s['cfg']:g} | " + " | ".join(f"{s['attrs'][t]:.3f}" for t in attrs)

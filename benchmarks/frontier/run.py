@@ -69,21 +69,39 @@ def main(argv=None):
             for cfg in spec["methods"]:
                 if cfg not in spec["stock"]:
                     runs.append(runner.run(Config(cfg)))
-                for c in plan.method_configs(cfg, args.quick):
+                for c in plan.method_configs(cfg, args.quick, tname):
                     if args.methods_only and not any(s in c.method() for s in args.methods_only):
                         continue
                     runs.append(runner.run(c))
                     print(f"[{tname}/{kind}] {c.label()}: {runs[-1].summary()} ({runs[-1].wall:.1f} s)", flush=True)
-            out["kinds"][kind] = {"runs": [to_json(r, splits) for r in runs],
+            out["kinds"][kind] = {"command": command, "wall_s": round(time.perf_counter() - t0, 1),
+                                  "runs": [to_json(r, splits) for r in runs],
                                   "analysis": report.analyse(runs, splits)}
             print(f"[{tname}/{kind}] done in {time.perf_counter() - t0:.0f} s", flush=True)
         out["meta"]["wall_s"] = round(time.perf_counter() - t0, 1)
         stem = f"frontier_quick_{tname}" if args.quick else f"frontier_{tname}"
         args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / f"{stem}.json").write_text(json.dumps(out, indent=1))
-        (args.out / f"{stem}.md").write_text(report.markdown(out))
-        report.plot(out, args.out / f"{stem}.png")
-        print(f"wrote {args.out / stem}.md/.json/.png")
+        write(args.out / stem, out, report)
+
+
+def write(stem: Path, out: dict, report) -> None:
+    """Writes the task's .json/.md/.png. A run of some kinds only (e.g. one process per kind, to use
+    every core) merges into the file the other kinds wrote, under a lock."""
+    import fcntl
+    with open(stem.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        path = stem.with_suffix(".json")
+        if path.exists():
+            old = json.loads(path.read_text())
+            same = ("task", "quick", "seed", "noises", "steps", "prompts", "splits")
+            if all(old["meta"].get(k) == out["meta"].get(k) for k in same):
+                merged = old["kinds"] | out["kinds"]
+                out["kinds"] = {k: merged[k] for k in ("eps", "flow") if k in merged}
+        path.write_text(json.dumps(out, indent=1))
+        stem.with_suffix(".md").write_text(report.markdown(out))
+        report.plot(out, stem.with_suffix(".png"))
+    stem.with_suffix(".lock").unlink(missing_ok=True)
+    print(f"wrote {stem}.md/.json/.png")
 
 
 if __name__ == "__main__":
