@@ -59,24 +59,37 @@ def read(images: torch.Tensor) -> dict:
 
 
 def judge(images: torch.Tensor, prompts) -> dict:
-    """Per image: each attribute right, "all" right, and the failure kinds:
-    "binding_swap": an attribute exchanged between the two objects (the left object wears the
-    right one's colour and vice versa, or the digits trade places), the prompt's two values
-    differing; "colour_leak": both objects painted one of the two prompted colours when the
-    prompt asked for two; "missing_object": a half left (nearly) empty."""
+    """Per image, against the prompt's two objects (first, second), wherever the model put them:
+    the half showing the first object is the one whose digit matches it (ties: the arrangement
+    matching more attributes; then first = left). Keys: each attribute right, "all" right, and
+    the failure kinds: "binding_swap": both colours present but exchanged between the two
+    objects (a blue 3 and a red 7 for "red 3, blue 7"); "colour_leak": both objects painted one
+    of the two prompted colours when the prompt asked for two; "missing_object": a half (nearly)
+    empty, or one of two different prompted digits drawn nowhere."""
     seen = read(images)
     p = torch.as_tensor([data.check_prompt(q) for q in prompts], dtype=torch.long)
     if len(p) != len(images):
         raise ValueError(f"judge got {len(images)} images for {len(prompts)} prompts")
-    want = {"digit_left": p[:, 0], "colour_left": p[:, 1], "digit_right": p[:, 2], "colour_right": p[:, 3]}
-    out = {k: seen[k] == want[k] for k in data.ATTRIBUTES}
+    d1, c1, d2, c2 = p.unbind(1)
+    dl, cl, dr, cr = seen["digit_left"], seen["colour_left"], seen["digit_right"], seen["colour_right"]
+
+    def score(da, ca, db, cb):  # first object in half a, second in half b
+        return (da == d1).int() + (db == d2).int(), (ca == c1).int() + (cb == c2).int()
+
+    sd_straight, sc_straight = score(dl, cl, dr, cr)
+    sd_swapped, sc_swapped = score(dr, cr, dl, cl)
+    swapped = (sd_swapped > sd_straight) | ((sd_swapped == sd_straight) & (sc_swapped > sc_straight))
+    first_d, first_c = torch.where(swapped, dr, dl), torch.where(swapped, cr, cl)
+    second_d, second_c = torch.where(swapped, dl, dr), torch.where(swapped, cl, cr)
+    out = {"digit_first": first_d == d1, "colour_first": first_c == c1,
+           "digit_second": second_d == d2, "colour_second": second_c == c2}
     out["all"] = torch.stack([out[k] for k in data.ATTRIBUTES]).all(0)
-    swap_c = (p[:, 1] != p[:, 3]) & (seen["colour_left"] == p[:, 3]) & (seen["colour_right"] == p[:, 1])
-    swap_d = (p[:, 0] != p[:, 2]) & (seen["digit_left"] == p[:, 2]) & (seen["digit_right"] == p[:, 0])
-    out["binding_swap"] = swap_c | swap_d
-    one = seen["colour_left"] == seen["colour_right"]
-    out["colour_leak"] = (p[:, 1] != p[:, 3]) & one & ((seen["colour_left"] == p[:, 1]) | (seen["colour_left"] == p[:, 3]))
-    out["missing_object"] = ~(seen["present_left"] & seen["present_right"])
+    two_colours = c1 != c2
+    out["binding_swap"] = two_colours & (first_c == c2) & (second_c == c1)
+    out["colour_leak"] = two_colours & (cl == cr) & ((cl == c1) | (cl == c2))
+    absent = lambda d: (dl != d) & (dr != d)  # noqa: E731
+    out["missing_object"] = ~(seen["present_left"] & seen["present_right"]) | ((d1 != d2) & (absent(d1) | absent(d2)))
+    out["first_on_right"] = swapped
     return out
 
 

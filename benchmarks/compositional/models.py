@@ -41,7 +41,7 @@ PLANES = 4  # RGB + a zero plane
 UNSHUFFLE = {"eps": 1, "flow": 2}
 CONTEXT_DIM = 32
 POOLED_DIM = 32
-MIX = float(__import__("os").environ.get("COMP_MIX", "0.0"))  # sizing knob, fixed once sized
+MIX = 1.0  # causal mixing of the text encoder (make_text_encoder)
 
 EPS_UNET = {
     # ComfyUI's SD 1.5 UNet (openaimodel.UNetModel) on the 8x16 latent: two levels (8x16, 4x8),

@@ -17,8 +17,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 CFGS = (1.0, 2.0, 3.0, 4.5, 6.0, 8.0)
-KEYS = ("all", "digit_left", "colour_left", "digit_right", "colour_right", "binding_swap", "colour_leak",
-        "missing_object")
+KEYS = ("all", "digit_first", "colour_first", "digit_second", "colour_second", "binding_swap", "colour_leak",
+        "missing_object", "first_on_right")
 
 
 def sample(nodes, task, kind, model, prompts, cfg, steps=20, seed=0, chunk=256):
@@ -67,12 +67,13 @@ def report(rows, desc, cmd, path: Path) -> None:
         lines += [f"## {kind}: {info['comfy_class']}, {info['recipe'].get('params')} parameters, "
                   f"trained {info['recipe'].get('steps')} steps x batch {info['recipe'].get('batch')} "
                   f"({info['recipe'].get('train_seconds')} s)", "",
-                  "| split | cfg | n | fail | digit L | colour L | digit R | colour R | binding swap | colour leak | missing |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "| split | cfg | n | fail | digit 1 | colour 1 | digit 2 | colour 2 | binding swap | colour leak | missing | 1st on right |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in kr:
-            lines.append(f"| {r['split']} | {r['cfg']} | {r['n']} | **{r['fail']:.3f}** | {r['digit_left']:.3f} | "
-                         f"{r['colour_left']:.3f} | {r['digit_right']:.3f} | {r['colour_right']:.3f} | "
-                         f"{r['binding_swap']:.3f} | {r['colour_leak']:.3f} | {r['missing_object']:.3f} |")
+            lines.append(f"| {r['split']} | {r['cfg']} | {r['n']} | **{r['fail']:.3f}** | {r['digit_first']:.3f} | "
+                         f"{r['colour_first']:.3f} | {r['digit_second']:.3f} | {r['colour_second']:.3f} | "
+                         f"{r['binding_swap']:.3f} | {r['colour_leak']:.3f} | {r['missing_object']:.3f} | "
+                         f"{r['first_on_right']:.2f} |")
         best = {s: min((r for r in kr if r["split"] == s), key=lambda r: r["fail"]) for s in ("seen", "heldout")}
         lines += ["", f"Best cfg: seen {best['seen']['cfg']} (fail {best['seen']['fail']:.3f}), held-out "
                       f"{best['heldout']['cfg']} (fail {best['heldout']['fail']:.3f}).", ""]

@@ -10,8 +10,8 @@ Boot ComfyUI first (``tests/host.py: boot()``); then
                                 {"samples": task.empty_latent("eps", len(ps)), "batch_index": list(range(len(ps)))})
     ok = task.judge(task.decode("eps", out[0]["samples"]), ps)["all"]
 
-A prompt is a tuple (digit_left, colour_left, digit_right, colour_right), colours indexing
-``data.COLOUR_NAMES``; see docs/compositional.md.
+A prompt is a tuple (digit_1, colour_1, digit_2, colour_2) naming two objects (either may be drawn
+left), colours indexing ``data.COLOUR_NAMES``; see docs/compositional.md.
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ class CompositionalTask:
     kinds = ("eps", "flow")
     sampler = {"eps": ("euler", "normal"), "flow": ("euler", "simple")}
     attributes = data.ATTRIBUTES  # the per-attribute keys of judge(); it also returns the keys below
-    error_keys = ("binding_swap", "colour_leak", "missing_object")
+    error_keys = ("binding_swap", "colour_leak", "missing_object")  # judge() also gives "first_on_right" (layout)
 
     def __init__(self, weights_dir: Path | None = None):
         self.weights_dir = Path(weights_dir) if weights_dir else None
@@ -58,7 +58,7 @@ class CompositionalTask:
 
     def conditioning(self, kind, prompts: list) -> list:
         if not prompts or any(p is None for p in prompts):
-            raise ValueError("CompositionalTask.conditioning: give one (digit_L, colour_L, digit_R, colour_R) per "
+            raise ValueError("CompositionalTask.conditioning: give one (digit_1, colour_1, digit_2, colour_2) per "
                              "image; use null_conditioning for the empty prompt")
         return self._models().conditioning(self._get(kind)[1], kind, prompts)
 
@@ -82,10 +82,10 @@ class CompositionalTask:
         out = {
             "name": self.name, "image": [3, data.HEIGHT, data.WIDTH],
             "digits": len(data.DIGITS), "colours": list(data.COLOUR_NAMES),
-            "prompt": "tokens colour_L digit_L colour_R digit_R; tuple (digit_L, colour_L, digit_R, colour_R)",
+            "prompt": "tokens colour_1 digit_1 colour_2 digit_2; tuple (digit_1, colour_1, digit_2, colour_2); layout free",
             "combinations": len(t["seen"]) + len(t["heldout"]), "seen": len(t["seen"]), "heldout": len(t["heldout"]),
-            "heldout_rule": {"colour_pairs": t["heldout_colour_pairs"], "left_objects": t["heldout_left"],
-                             "right_objects": t["heldout_right"]},
+            "heldout_rule": {"colour_pairs": t["heldout_colour_pairs"], "first_objects": t["heldout_first"],
+                             "second_objects": t["heldout_second"]},
             "judge_accuracy_real_heldout_scenes": judge_mod.accuracy(),
             "sampler": self.sampler,
         }

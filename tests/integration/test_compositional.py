@@ -38,14 +38,17 @@ def test_judge_reads_real_scenes_of_unseen_glyphs():
         assert acc[k] > 0.97, acc
 
 
-def test_judge_names_colour_leak_and_swap():
+def test_judge_finds_objects_wherever_drawn_and_names_the_failures():
     g = torch.Generator().manual_seed(0)
-    p = (3, 0, 7, 2)  # red 3 | blue 7
-    img = data.render([p, (3, 0, 7, 0), (3, 2, 7, 0)], g, pool="judge_test")
-    res = judge.judge(img, [p, p, p])
-    assert res["colour_leak"].tolist() == [False, True, False]
-    assert res["binding_swap"].tolist() == [False, False, True]
-    assert res["all"][0] and not res["all"][1:].any()
+    p = (3, 0, 7, 2)  # a red 3 and a blue 7
+    scenes = [(p, False), (p, True), ((3, 0, 7, 0), False), ((3, 2, 7, 0), True), ((3, 0, 3, 0), False)]
+    img = data.render([s for s, _ in scenes], g, pool="judge_test", swapped=[w for _, w in scenes])
+    res = judge.judge(img, [p] * len(scenes))
+    assert res["all"].tolist() == [True, True, False, False, False]
+    assert res["first_on_right"].tolist()[:2] == [False, True]
+    assert res["colour_leak"].tolist() == [False, False, True, False, True]
+    assert res["binding_swap"].tolist() == [False, False, False, True, False]
+    assert res["missing_object"].tolist() == [False, False, False, False, True]
 
 
 def test_split_is_disjoint_complete_and_training_sees_only_seen():
@@ -53,7 +56,7 @@ def test_split_is_disjoint_complete_and_training_sees_only_seen():
     assert not seen & held
     assert len(seen | held) == (10 * len(data.COLOURS)) ** 2
     assert 0.25 <= len(held) / len(seen | held) <= 0.5
-    for i, name in ((0, "digit_left"), (1, "colour_left"), (2, "digit_right"), (3, "colour_right")):
+    for i, name in enumerate(data.ATTRIBUTES):
         values = range(10) if name.startswith("digit") else range(len(data.COLOURS))
         assert {p[i] for p in seen} == set(values), f"{name}: every value must be trained on"
     _, ps = data.TrainingScenes(3).batch(512)
