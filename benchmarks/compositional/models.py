@@ -20,8 +20,6 @@ Import only after ComfyUI is booted (``tests/host.py: boot()``).
 """
 from __future__ import annotations
 
-import dataclasses
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -67,38 +65,26 @@ FLOW_DIT = {
 }
 
 
-def demo_models():
-    """demo/models.py (for its ``init_params``) under the name demo/train.py gives it."""
-    name = "noise_semantics_demo_models"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "demo" / "models.py")
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules[name]
+def model_init():
+    """tests/model_init.py: the project's one weight initialiser and its host-aware FLUX config."""
+    if str(ROOT / "tests") not in sys.path:
+        sys.path.insert(0, str(ROOT / "tests"))
+    import model_init
+    return model_init
 
 
 def model_config(kind: str, arch: dict | None = None):
     if kind == "eps":
         return comfy.supported_models.SD15(dict(arch or EPS_UNET))
     if kind == "flow":
-        cfg = dict(arch or FLOW_DIT)
-        import comfy.ldm.flux.model as flux
-        # ComfyUI >= 0.4 adds a required FluxParams field (which text-id axes get positions);
-        # FLUX.1 itself uses none.
-        if "txt_ids_dims" in {f.name for f in dataclasses.fields(flux.FluxParams)}:
-            cfg.setdefault("txt_ids_dims", [])
-        return comfy.supported_models.FluxSchnell(cfg)
+        return comfy.supported_models.FluxSchnell(model_init().flux_config(arch or FLOW_DIT))
     raise ValueError(f"unknown kind {kind!r}, expected one of {KINDS}")
 
 
 def build(kind: str, seed: int = 0, arch: dict | None = None):
     """A freshly initialised float32 CPU model: ``(model_config, model_base instance)``."""
     config = model_config(kind, arch)
-    config.set_inference_dtype(torch.float32, None)
-    model = config.get_model({}, "")
-    demo_models().init_params(model.diffusion_model, seed)
-    return config, model
+    return config, model_init().build(config, seed)
 
 
 def count_params(model) -> int:

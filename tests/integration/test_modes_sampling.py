@@ -9,6 +9,7 @@ import nodes
 import host
 import probes
 import tiny_models
+from noise_semantics import core
 
 FAMILIES = ["sdxl", "flux", "wan"]
 SEED = 99
@@ -54,7 +55,7 @@ def test_screening_probes_every_candidate_in_one_call_with_both_branches(family,
     assert count.batches[1:] == count0.batches
 
 
-def expected(core, rec, lat, m, strength, direction, sched):
+def expected(rec, lat, m, strength, direction, sched):
     """Independent recomputation: prepare_noise, the candidates, then one unbatched guided call
     per candidate and probe, reading the branches through a post-CFG hook of the test's own."""
     guider, extra = rec["guider"], rec["extra_args"]
@@ -95,12 +96,12 @@ def expected(core, rec, lat, m, strength, direction, sched):
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("direction,strength,m", [("guided", 0.0, 3), ("prompt", 0.5, 1), ("prompt", 0.5, 3),
                                                   ("guided", 0.4, 2), ("adaptive", 0.8, 1), ("adaptive", 0.8, 2)])
-def test_sampler_starts_from_the_screened_and_injected_noise(core, family, direction, strength, m):
+def test_sampler_starts_from_the_screened_and_injected_noise(family, direction, strength, m):
     sched = schedule(2)
     lat = torch.zeros(tiny_models.latent_shape(family, 2))
     model = probes.capture(inject(tiny_models.make_model(family), strength, schedule=sched, direction=direction,
                                   candidates=m), "modes",
-                           inspect=lambda rec: expected(core, rec, lat, m, strength, direction, sched))
+                           inspect=lambda rec: expected(rec, lat, m, strength, direction, sched))
     ksample(model, family, batch=2)
     rec = probes.RECORDS["modes"][0]
     stock = comfy.sample.prepare_noise(lat, SEED)
