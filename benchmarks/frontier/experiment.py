@@ -115,7 +115,8 @@ class Run:
 
 class Runner:
     def __init__(self, nodes, task, kind: str, noises: int, steps: int, seed: int, prompts: list,
-                 splits: dict | None = None):
+                 splits: dict | None = None, keep_images: bool = False):
+        self.keep_images = keep_images
         self.nodes, self.task, self.kind, self.N, self.steps, self.seed = nodes, task, kind, noises, steps, seed
         self.prompts = prompts
         self.splits = splits or {"all": list(range(len(prompts)))}
@@ -163,6 +164,8 @@ class Runner:
         feats = self.task.features(images).float().reshape(self.P, self.N, -1)
         div = torch.stack([torch.cdist(f, f).sum(1) / max(self.N - 1, 1) for f in feats])
         r = Run(c, ok, div, self.counter.latents / B, wall)
+        if self.keep_images:
+            r.extra["images"] = images.reshape((self.P, self.N) + tuple(images.shape[1:]))
         self.cache[c] = r
         return r
 
