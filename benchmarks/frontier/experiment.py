@@ -176,3 +176,11 @@ def to_json(run: Run, splits: dict) -> dict:
             "summary": {name: run.summary(rows) for name, rows in splits.items()},
             "ok": {k: v.int().tolist() for k, v in run.ok.items()},
             "div": [[round(float(x), 5) for x in row] for row in run.div]}
+
+
+def from_json(d: dict) -> Run:
+    """A Run rebuilt from its saved record (``to_json``), to re-analyse without sampling again."""
+    c = dict(d["config"])
+    c["schedule"] = tuple(tuple(x) for x in c["schedule"])
+    return Run(Config(**c), {k: torch.tensor(v).bool() for k, v in d["ok"].items()}, torch.tensor(d["div"]),
+               d["evals"], d["wall_s"])

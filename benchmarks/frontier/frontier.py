@@ -53,8 +53,16 @@ def matched(run, stock_runs, rows, idx, attr="all") -> dict:
     elif point_d < full_sd[0, 0]:
         flag = "less diverse than any stock cfg"
     lo, hi = np.percentile(delta, [2.5, 97.5])
-    if flag:
+    # Outside stock's diversity range the clamped comparison is one-sided: a point more diverse
+    # than stock's most diverse one that is also more accurate than it dominates it (a gain), one
+    # less diverse than stock's least diverse that is also less accurate is dominated (a loss);
+    # anything else has no stock point to compare with.
+    dominates = flag.startswith("more") and lo > 0
+    dominated = flag.startswith("less") and hi < 0
+    if flag and not (dominates or dominated):
         lo = hi = float("nan")
+    elif flag:
+        flag += ", and " + ("more accurate: dominates stock" if dominates else "less accurate: dominated")
     return {"acc": point_a, "diversity": point_d, "stock_at_div": point_stock, "delta": point_a - point_stock,
             "ci": (float(lo), float(hi)), "flag": flag}
 
@@ -73,8 +81,8 @@ def paired_vs_stock(run, stock_same_cfg, rows, idx, attr="all") -> dict:
 def verdict(points: list) -> str:
     """A method family (its points over strength / cfg) against stock's frontier. Points outside
     stock's diversity range have no matched stock point and do not count."""
-    outside = sum(1 for p in points if p["flag"])
-    points = [p for p in points if not p["flag"]]
+    outside = sum(1 for p in points if p["flag"] and "dominat" not in p["flag"])
+    points = [p for p in points if not p["flag"] or "dominat" in p["flag"]]
     note = f" ({outside} point(s) outside stock's diversity range not compared)" if outside else ""
     if not points:
         return "no point inside stock's diversity range" + note

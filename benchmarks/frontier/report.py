@@ -62,7 +62,7 @@ def markdown(out: dict) -> str:
                    "|---|---|---|---|---|---|---|"]
             for p in a["points"]:
                 m, s = p["matched"], p["same_cfg"]
-                vs = f"n/a ({m['flag']})" if m["flag"] else _ci(m)
+                vs = (f"{_ci(m)} ({m['flag']})" if "dominat" in m["flag"] else f"n/a ({m['flag']})") if m["flag"] else _ci(m)
                 md.append(f"| {p['label']} | {m['acc']:.3f} | {m['diversity']:.3f} | {p['evals']:.0f} | {vs} | "
                           + (f"{_ci(s)} | {s['fixed']} / {s['broken']} |" if s else "- | - |"))
             md += ["", "### Verdicts (each method family against stock's frontier)", ""]

@@ -29,7 +29,11 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--methods-only", nargs="*", help="only method families whose name contains one of these")
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--reanalyse", action="store_true",
+                    help="rebuild the tables and plots from the saved JSON (no sampling)")
     args = ap.parse_args(argv)
+    if args.reanalyse:
+        return reanalyse(args)
     command = "python -m benchmarks.frontier.run " + " ".join(argv if argv is not None else sys.argv[1:])
     sys.path.insert(0, str(ROOT / "tests"))
     import host
@@ -75,6 +79,7 @@ def main(argv=None):
                     runs.append(runner.run(c))
                     print(f"[{tname}/{kind}] {c.label()}: {runs[-1].summary()} ({runs[-1].wall:.1f} s)", flush=True)
             out["kinds"][kind] = {"command": command, "wall_s": round(time.perf_counter() - t0, 1),
+                                  "split_rows": {k: (v[0], v[-1] + 1) for k, v in splits.items()},
                                   "runs": [to_json(r, splits) for r in runs],
                                   "analysis": report.analyse(runs, splits)}
             print(f"[{tname}/{kind}] done in {time.perf_counter() - t0:.0f} s", flush=True)
@@ -82,6 +87,24 @@ def main(argv=None):
         stem = f"frontier_quick_{tname}" if args.quick else f"frontier_{tname}"
         args.out.mkdir(parents=True, exist_ok=True)
         write(args.out / stem, out, report)
+
+
+def reanalyse(args) -> None:
+    from . import report
+    from .experiment import from_json
+    for tname in args.tasks:
+        stem = args.out / (f"frontier_quick_{tname}" if args.quick else f"frontier_{tname}")
+        out = json.loads(stem.with_suffix(".json").read_text())
+        for k in out["kinds"].values():
+            splits = {name: list(range(*r)) for name, r in k.get("split_rows", {}).items()} or None
+            runs = [from_json(r) for r in k["runs"]]
+            if splits is None:
+                splits = {"all": list(range(runs[0].ok["all"].shape[0]))}
+            k["analysis"] = report.analyse(runs, splits)
+        stem.with_suffix(".json").write_text(json.dumps(out, indent=1))
+        stem.with_suffix(".md").write_text(report.markdown(out))
+        report.plot(out, stem.with_suffix(".png"))
+        print(f"re-analysed {stem}.md/.json/.png")
 
 
 def write(stem: Path, out: dict, report) -> None:
