@@ -252,15 +252,11 @@ class Probes:
     weights (TPW): ``guided`` = sum_k w_k s_k / sqrt(sum w_k^2) with s_k the guided denoising
     direction (the paper's e_agg); with both CFG branches read, ``prompt`` = the same sum of
     (D_cond - D_uncond)_k, the prompt-specific part of the prediction, in the latent's own units,
-    and ``conflict`` = the weighted mean of ``conflict()`` over the probes. With two probes or more,
-    ``drift`` = the weighted mean over the later probes of the cosine distance between their guided
-    prediction and the first (earliest, highest-tau) probe's: how far what the sampler will read from
-    this noise as it denoises strays from what the prompt alone predicts at the start."""
+    and ``conflict`` = the weighted mean of ``conflict()`` over the probes."""
     guided: torch.Tensor
     prompt: torch.Tensor | None = None
     conflict: torch.Tensor | None = None
     calls: int = 0
-    drift: torch.Tensor | None = None
 
 
 def run_probes(z: torch.Tensor, schedule: TemporalSchedule,
@@ -281,10 +277,6 @@ def run_probes(z: torch.Tensor, schedule: TemporalSchedule,
     if branches:
         out.prompt = torch.zeros_like(out.guided)
         out.conflict = torch.zeros(B, dtype=torch.float32, device=z.device)
-    first = None
-    later = sum(w for _, w in live[1:])
-    if later > 0:
-        out.drift = torch.zeros(B, dtype=torch.float32, device=z.device)
     for start in range(0, len(live), chunk):
         part = live[start:start + chunk]
         sig = torch.tensor([sigma_of_tau(t) for t, _ in part], dtype=torch.float32, device=z.device)
@@ -303,10 +295,6 @@ def run_probes(z: torch.Tensor, schedule: TemporalSchedule,
         for i, (_, w) in enumerate(part):
             rows = slice(i * B, (i + 1) * B)
             out.guided += s[rows] * (w / norm)
-            if first is None:
-                first = d[rows].to(torch.float32).clone()
-            elif out.drift is not None:
-                out.drift += conflict(d[rows], first) * (w / later)
             if branches:
                 out.prompt += (dc[rows] - du[rows]).to(torch.float32) * (w / norm)
                 out.conflict += conflict(dc[rows], du[rows]) * (w / wsum)
@@ -331,7 +319,7 @@ def refine_inject(z: torch.Tensor, schedule: TemporalSchedule, strength: float,
                   predict: Callable, chunk: int | None = None,
                   on_chunk: Callable[[int], None] | None = None, decorrelated: bool = True,
                   direction: str = "guided", candidates: Sequence[torch.Tensor] | None = None,
-                  screen_by: str = "conflict", node: str = "Noise Semantic Inject") -> torch.Tensor:
+                  node: str = "Noise Semantic Inject") -> torch.Tensor:
     """Semantic Injection, with two options beyond the paper:
 
     * ``direction="prompt"`` injects the probes' prompt-specific part, sum_k w_k (D_cond - D_uncond),
@@ -352,20 +340,16 @@ def refine_inject(z: torch.Tensor, schedule: TemporalSchedule, strength: float,
     if strength == 0 and not screening:
         return z
     check_finite(z, node, "the noise to refine", "check the sampler's noise source and the Erase node before it")
-    if screening and screen_by == "drift" and sum(1 for w in schedule.weights if w) < 2:
-        raise _fail(node, "screening by drift compares later probes with the first, but the schedule has one "
-                          "probe of nonzero weight", "use a schedule with 2 or more probes")
-    branches = (screening and screen_by == "conflict") or direction != "guided"
+    branches = screening or direction != "guided"
     zs = torch.cat(list(candidates), 0) if screening else z
     p = run_probes(zs, schedule, sigma_of_tau, c_in, predict, branches, chunk, on_chunk, node)
     B = z.shape[0]
     if screening:
         m = len(candidates)
-        score = p.conflict if screen_by == "conflict" else p.drift
-        pick = score.reshape(m, B).argmin(0)  # [B], candidate index per sample
+        pick = p.conflict.reshape(m, B).argmin(0)  # [B], candidate index per sample
         rows = pick * B + torch.arange(B, device=pick.device)
         sel = lambda t: None if t is None else t[rows]
-        zs, p = zs[rows], Probes(p.guided[rows], sel(p.prompt), sel(p.conflict), p.calls, sel(p.drift))
+        zs, p = zs[rows], Probes(p.guided[rows], sel(p.prompt), sel(p.conflict), p.calls)
         if strength == 0:
             return zs.to(z.dtype)
     if direction == "prompt":

@@ -62,8 +62,7 @@ def probe_chunk(model, z: torch.Tensor, probes: int, rows: int, free: float | No
 
 
 def _needs_branches(settings: dict) -> bool:
-    return settings.get("direction", "guided") != "guided" or (
-        settings.get("candidates", 1) > 1 and settings.get("screen_by", "conflict") == "conflict")
+    return settings.get("direction", "guided") != "guided" or settings.get("candidates", 1) > 1
 
 
 def run_injection(guider, extra_args, z: torch.Tensor, settings: dict, candidates=None) -> tuple:
@@ -133,7 +132,7 @@ def run_injection(guider, extra_args, z: torch.Tensor, settings: dict, candidate
             out = core.refine_inject(z, schedule, strength, sigma_of_tau, c_in, predict, chunk=chunk,
                                      on_chunk=pbar.update, decorrelated=settings.get("decorrelate", True),
                                      direction=settings.get("direction", "guided"), candidates=candidates,
-                                     screen_by=settings.get("screen_by", "conflict"), node=node)
+                                     node=node)
             return out, calls[0], chunk
         except torch.OutOfMemoryError:
             if chunk == 1:
