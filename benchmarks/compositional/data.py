@@ -4,9 +4,9 @@ A scene is an 8x16 RGB image on black holding two objects, one per 8x8 half: a h
 (scikit-learn's ``load_digits``) tinted one of ``len(COLOURS)`` colours (pixel = ink x colour).
 Its prompt names the two objects, four tokens "<colour_1> <digit_1> <colour_2> <digit_2>" ("a red
 three and a blue seven"), a tuple ``(digit_1, colour_1, digit_2, colour_2)`` here. The prompt
-does not say which object goes left: in training either order is a coin flip, so a model picks
-the layout itself (from its noise, as real models do) and has to bind each colour to its digit
-by content, not by a fixed place in the image.
+does not say which object goes left. Training scenes put the first object on the left
+(``P_FIRST_LEFT``; a free layout, a coin flip, was tried and was far too hard for these small
+models: see docs/compositional.md); the judge accepts either arrangement.
 
 The split holds out attribute *combinations*, never attribute values: every digit and every
 colour is trained on as either object. A prompt is held out when
@@ -45,6 +45,7 @@ SPLIT_SEED = 2024
 HELDOUT_COLOUR_PAIRS = 9       # of the 36 ordered colour pairs
 HELDOUT_BINDINGS_PER_SLOT = 6  # of the 60 (digit, colour) objects, per prompt slot
 P_SAME = 0.5  # share of training scenes whose two objects share a colour (TrainingScenes)
+P_FIRST_LEFT = 1.0  # share of training scenes with the prompt's first object on the left (sizing: 0.5 was far too hard)
 
 
 def tokens(prompts) -> torch.Tensor:
@@ -167,9 +168,10 @@ class TrainingScenes:
     (1/6 under uniform draws), otherwise uniform over the seen combinations. A model that leans
     on that prior paints both objects one colour when a prompt asks for an unusual pairing."""
 
-    def __init__(self, seed: int, p_same: float | None = None):
+    def __init__(self, seed: int, p_same: float | None = None, p_first_left: float | None = None):
         self.g = torch.Generator().manual_seed(seed)
         self.p_same = P_SAME if p_same is None else p_same
+        self.p_first_left = P_FIRST_LEFT if p_first_left is None else p_first_left
         self.seen = split_table()["seen"]
         self.same = [p for p in self.seen if p[1] == p[3]]
 
@@ -179,4 +181,5 @@ class TrainingScenes:
         for s in same:
             pool = self.same if s else self.seen
             ps.append(pool[int(torch.randint(len(pool), (1,), generator=self.g))])
-        return render(ps, self.g), ps
+        swapped = torch.rand(n, generator=self.g) >= self.p_first_left
+        return render(ps, self.g, swapped=swapped), ps

@@ -40,6 +40,8 @@ UNSHUFFLE = {"eps": 1, "flow": 2}
 CONTEXT_DIM = 32
 POOLED_DIM = 32
 MIX = 1.0  # causal mixing of the text encoder (make_text_encoder)
+GAIN = 2.0  # saturation of the text encoder's fixed tanh MLP
+TEXT_HIDDEN = 128
 
 EPS_UNET = {
     # ComfyUI's SD 1.5 UNet (openaimodel.UNetModel) on the 8x16 latent: two levels (8x16, 4x8),
@@ -93,28 +95,39 @@ def count_params(model) -> int:
 
 # --------------------------------------------------------------------------- text encoder
 
-def make_text_encoder(seed: int = 4321, mix: float = MIX) -> dict:
-    """Random token and position embeddings, a causal mixing matrix, a pooling map. ``mix``:
-    how much of every earlier token each token carries (CLIP-like causal attention, fixed)."""
+def make_text_encoder(seed: int = 4321, mix: float = MIX, gain: float = GAIN) -> dict:
+    """Random token and position embeddings, a causal mixing matrix, a random one-hidden-layer
+    tanh MLP (``gain`` = how far into saturation; 0 = none), a pooling map."""
     g = torch.Generator().manual_seed(seed)
     t = data.PROMPT_LEN
     m = torch.eye(t) + mix * torch.tril(torch.ones(t, t), -1)
     m = m / m.norm(dim=1, keepdim=True)  # unit gain per position
-    return {"text.token": torch.randn(data.N_TOKENS, CONTEXT_DIM, generator=g),
-            "text.position": torch.randn(t, CONTEXT_DIM, generator=g),
-            "text.mix": m,
-            "text.pool": torch.randn(CONTEXT_DIM, POOLED_DIM, generator=g) / CONTEXT_DIM ** 0.5}
+    enc = {"text.token": torch.randn(data.N_TOKENS, CONTEXT_DIM, generator=g),
+           "text.position": torch.randn(t, CONTEXT_DIM, generator=g),
+           "text.mix": m,
+           "text.pool": torch.randn(CONTEXT_DIM, POOLED_DIM, generator=g) / CONTEXT_DIM ** 0.5}
+    w1 = torch.randn(CONTEXT_DIM, TEXT_HIDDEN, generator=g) * gain / CONTEXT_DIM ** 0.5
+    w2 = torch.randn(TEXT_HIDDEN, CONTEXT_DIM, generator=g) / TEXT_HIDDEN ** 0.5
+    if gain > 0:
+        enc |= {"text.w1": w1, "text.w2": w2}
+    return enc
 
 
 def encode_text(enc: dict, prompts) -> tuple:
     """Prompts (tuples, or None for the empty prompt) -> (context [B, 4, C], pooled [B, P]).
-    context_t = sum_s mix[t, s] token_s + position_t: each token also carries the ones before
-    it, as in a causal text encoder, so a later object's tokens carry an earlier object's
-    attributes (the usual source of attribute leakage). pooled = the mean token through a
-    fixed map: a bag of words that says which attributes occur, not which object has them."""
+
+    context_t = MLP(sum_s mix[t, s] token_s) + position_t: each token is a fixed nonlinear
+    function of itself and the tokens before it, as in a causal text encoder (CLIP). A later
+    object's tokens are entangled with the earlier object's attributes, and an unusual
+    combination gives an embedding the model never saw (the usual source of attribute leakage
+    and of failures on unusual prompts). pooled = the mean token through a fixed linear map: a
+    bag of words that says which attributes occur, not which object has them."""
     ids = data.tokens(prompts)
     tok = enc["text.token"][ids]
-    context = torch.einsum("ts,bsc->btc", enc["text.mix"], tok) + enc["text.position"].unsqueeze(0)
+    h = torch.einsum("ts,bsc->btc", enc["text.mix"], tok)
+    if "text.w1" in enc:
+        h = torch.tanh(h @ enc["text.w1"]) @ enc["text.w2"] * 2.0  # about unit variance again
+    context = h + enc["text.position"].unsqueeze(0)
     pooled = tok.mean(1) @ enc["text.pool"]
     return context, pooled
 

@@ -10,7 +10,7 @@ network is called through ``model_base.apply_model`` at sigmas drawn from the mo
 eps: ``x = x0 + sigma * eps``; flow: ``x = (1 - sigma) * x0 + sigma * eps``. Prompts are dropped
 to the empty prompt with probability ``p_uncond`` so classifier-free guidance works. Scenes come
 from ``data.TrainingScenes`` (seen combinations only, colour-sharing pairs over-represented,
-layout a coin flip). Weights are
+first object on the left). Weights are
 an EMA, stored as float16 with the text encoder, the standardization, the architecture and this
 recipe (``info``).
 """
@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 RECIPE = {
     "eps": dict(steps=1500, batch=64, lr=2e-3, ema=0.995, p_uncond=0.1, seed=0),
-    "flow": dict(steps=1500, batch=64, lr=2e-3, ema=0.995, p_uncond=0.1, seed=0),
+    "flow": dict(steps=3000, batch=64, lr=2e-3, ema=0.995, p_uncond=0.1, seed=0),
 }
 
 
@@ -42,14 +42,16 @@ def scene_stats(n: int = 4096, seed: int = 99) -> tuple:
 
 
 def train(kind: str, out: Path, steps: int, batch: int, lr: float, ema: float, p_uncond: float, seed: int,
-          arch: dict | None = None, mix: float | None = None, p_same: float | None = None, log_every: int = 250) -> dict:
+          arch: dict | None = None, mix: float | None = None, p_same: float | None = None,
+          p_first_left: float | None = None, gain: float | None = None, log_every: int = 250) -> dict:
     import torch
     from . import data, models
     torch.manual_seed(seed)
     arch = dict(arch or (models.EPS_UNET if kind == "eps" else models.FLOW_DIT))
     stats = scene_stats()
     mix = models.MIX if mix is None else mix
-    enc = models.make_text_encoder(mix=mix)
+    gain = models.GAIN if gain is None else gain
+    enc = models.make_text_encoder(mix=mix, gain=gain)
     config, model = models.build(kind, seed=seed, arch=arch)
     sigmas = model.model_sampling.sigmas.float()
     net = model.diffusion_model
@@ -60,7 +62,7 @@ def train(kind: str, out: Path, steps: int, batch: int, lr: float, ema: float, p
     # 100-step warm-up, then cosine down to 10%.
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda i: min(1.0, (i + 1) / 100) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * i / steps))))
-    scenes = data.TrainingScenes(seed, p_same)
+    scenes = data.TrainingScenes(seed, p_same, p_first_left)
     g = torch.Generator().manual_seed(seed + 1)
     t0 = time.perf_counter()
     losses = []
@@ -95,7 +97,7 @@ def train(kind: str, out: Path, steps: int, batch: int, lr: float, ema: float, p
     train_s = time.perf_counter() - t0
     model.diffusion_model = ema_net
     info = dict(kind=kind, steps=steps, batch=batch, lr=lr, ema=ema, p_uncond=p_uncond, seed=seed,
-                p_same_colour=scenes.p_same, text_mix=mix, seen_combinations=len(scenes.seen),
+                p_same_colour=scenes.p_same, p_first_left=scenes.p_first_left, text_mix=mix, text_gain=gain, seen_combinations=len(scenes.seen),
                 final_loss=round(sum(losses[-200:]) / len(losses[-200:]), 5), train_seconds=round(train_s, 1),
                 params=models.count_params(model), comfy_class=type(config).__name__,
                 torch=torch.__version__, threads=torch.get_num_threads(), machine=platform.machine())
@@ -116,6 +118,8 @@ def main(argv=None):
     ap.add_argument("--arch", type=json.loads, default={}, help="JSON overrides of the architecture (sizing runs)")
     ap.add_argument("--mix", type=float, help="text encoder causal mixing (sizing runs; default models.MIX)")
     ap.add_argument("--p-same", type=float, help="share of same-colour training scenes (sizing; default data.P_SAME)")
+    ap.add_argument("--gain", type=float, help="text encoder MLP saturation (sizing; default models.GAIN)")
+    ap.add_argument("--p-left", type=float, help="share of scenes with the first object left (sizing; default data.P_FIRST_LEFT)")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT / "tests"))
     import host
@@ -129,7 +133,7 @@ def main(argv=None):
             if getattr(args, k) is not None:
                 r[k] = getattr(args, k)
         arch = dict(models.EPS_UNET if kind == "eps" else models.FLOW_DIT) | args.arch
-        train(kind, args.out, arch=arch, mix=args.mix, p_same=args.p_same, **r)
+        train(kind, args.out, arch=arch, mix=args.mix, p_same=args.p_same, p_first_left=args.p_left, gain=args.gain, **r)
 
 
 if __name__ == "__main__":
