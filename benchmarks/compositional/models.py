@@ -120,15 +120,16 @@ def encode_text(enc: dict, prompts) -> tuple:
     function of itself and the tokens before it, as in a causal text encoder (CLIP). A later
     object's tokens are entangled with the earlier object's attributes, and an unusual
     combination gives an embedding the model never saw (the usual source of attribute leakage
-    and of failures on unusual prompts). pooled = the mean token through a fixed linear map: a
-    bag of words that says which attributes occur, not which object has them."""
+    and of failures on unusual prompts). pooled = the last token's state through a fixed linear
+    map, as CLIP's pooled output is its last (EOS) token: a summary of the whole prompt, as
+    entangled as the rest."""
     ids = data.tokens(prompts)
     tok = enc["text.token"][ids]
     h = torch.einsum("ts,bsc->btc", enc["text.mix"], tok)
     if "text.w1" in enc:
         h = torch.tanh(h @ enc["text.w1"]) @ enc["text.w2"] * 2.0  # about unit variance again
     context = h + enc["text.position"].unsqueeze(0)
-    pooled = tok.mean(1) @ enc["text.pool"]
+    pooled = h[:, -1] @ enc["text.pool"]
     return context, pooled
 
 

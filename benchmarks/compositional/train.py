@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 RECIPE = {
     "eps": dict(steps=1500, batch=64, lr=2e-3, ema=0.995, p_uncond=0.1, seed=0),
-    "flow": dict(steps=3000, batch=64, lr=2e-3, ema=0.995, p_uncond=0.1, seed=0),
+    "flow": dict(steps=2500, batch=64, lr=2e-3, ema=0.995, p_uncond=0.1, seed=0),
 }
 
 
