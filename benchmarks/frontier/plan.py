@@ -10,7 +10,7 @@ from .experiment import Config, sched
 TASKS = {
     "digits": {"stock": [0.5, 0.6, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0, 4.5, 6.0, 8.0], "methods": [0.5, 1.0, 3.0],
                "noises": 40, "steps": 20, "quick": {"stock": [0.5, 1.0], "methods": [0.5], "noises": 10, "steps": 10}},
-    "compositional": {"stock": [1.0, 2.0, 3.0, 4.5, 6.0, 8.0, 12.0], "methods": [3.0, 6.0],
+    "compositional": {"stock": [1.0, 2.0, 3.0, 4.5, 6.0, 8.0, 12.0], "methods": [2.0, 4.5],
                       "noises": 8, "steps": 20, "quick": {"stock": [3.0, 6.0], "methods": [6.0], "noises": 4, "steps": 10}},
 }
 
@@ -23,7 +23,11 @@ def method_configs(cfg: float, quick: bool, task: str = "digits") -> list:
                 Config(cfg, candidates=4, schedule=LATE)]
     if task == "compositional":
         # Trimmed to the families the digits sweep left open (see frontier_digits.md): the 2-core
-        # budget buys one pass over both compositional models.
+        # budget buys one pass over both compositional models. The full set at cfg 4.5 (around
+        # stock's best cfg on held-out prompts: where users run a model), a short one at cfg 2.
+        if cfg < 4:
+            return [Config(cfg, inject=0.3), Config(cfg, inject=0.3, direction="prompt", schedule=LATE),
+                    Config(cfg, candidates=4, schedule=LATE), Config(cfg, candidates=8, schedule=LATE)]
         out = [Config(cfg, erase=4)]
         out += [Config(cfg, inject=s) for s in (0.1, 0.3, 0.6, 1.0)]
         out += [Config(cfg, inject=0.3, schedule=sched(probes=1))]
