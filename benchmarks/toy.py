@@ -314,26 +314,16 @@ def inject_toy(z, e, delta, sign=+1.0, e_scale="rms", renorm=False, decorrelated
 
 
 def check_against_core(model: ModelW, z, b, schedule) -> float:
-    """Runs core.refine_inject itself on the toy (probes batched k-major, chunk=2) and captures
-    the e_agg it hands to core.inject, to show that the toy's direction() is the node's TPW
-    aggregate. Only the final standardized step differs (not applicable in 2-D)."""
+    """Runs the node's own probing, core.run_probes (probes batched k-major, chunk=2), on the toy
+    and compares its TPW aggregate (what core.refine_inject hands to core.inject) with the toy's
+    direction(). Only the final standardized step differs (not applicable in 2-D)."""
     y = torch.full((z.shape[0],), b, dtype=torch.long)
-    captured = {}
 
     def predict(x, sig):
         return model.denoise(x, sig, y.repeat(x.shape[0] // z.shape[0]))
 
-    def capture(zz, e_agg, *args, **kw):
-        captured["e"] = e_agg
-        return zz
-
-    orig = core.inject
-    core.inject = capture  # on this script's private copy of the module only
-    try:
-        core.refine_inject(z, schedule, 1.0, model.fam.sigma_of_tau, model.fam.c_in, predict, chunk=2)
-    finally:
-        core.inject = orig
-    return float((captured["e"] - direction(model, z, y, schedule)).abs().max())
+    probes = core.run_probes(z, schedule, model.fam.sigma_of_tau, model.fam.c_in, predict, chunk=2)
+    return float((probes.guided - direction(model, z, y, schedule)).abs().max())
 
 
 # --------------------------------------------------------------------------- experiment
@@ -430,7 +420,7 @@ def run_family(fam, args, banks, refs, proj, log):
                 lambda a, b, n=n: core.erase(mis(a, b), args.seed * 1000 + 10 * a + b, n), n=n)
 
     core_check = check_against_core(model, mis_z[pairs[0]][:16], pairs[0][1], schedule)
-    log(f"[{fam.name}] toy TPW aggregate vs core.refine_inject: max abs diff {core_check:.2e}")
+    log(f"[{fam.name}] toy TPW aggregate vs core.run_probes (the node's probing): max abs diff {core_check:.2e}")
     # What does the guided prediction at the probes say for a mismatched seed: the prompt's
     # class B or the seed's class A? (the TPW-weighted mean of the probes' D, first 2 coords)
     centers = torch.stack([r.mean(0) for r in refs])
