@@ -55,8 +55,12 @@ def report(rows, desc, cmd, path: Path) -> None:
     lines = ["# Compositional task: stock sampling across CFG", "",
              f"Command: `{cmd}`", "",
              "Pass = every attribute right (both digits, both colours), judged by the independent judge. "
-             "Fail = 1 - pass. binding_swap: an attribute exchanged between the objects; colour_leak: both "
-             "objects one of the two prompted colours; missing: a half (nearly) empty. See docs/compositional.md.", "",
+             "Fail = 1 - pass. binding swap: both prompted colours drawn but exchanged between the two objects; "
+             "colour leak: both objects one of the two prompted colours; missing: a half (nearly) empty or one of "
+             "two different prompted digits drawn nowhere; 1st on right: the first object drawn on the right. "
+             "One image per prompt, KSampler seed 0 with batch_index 0..n-1, 20 euler steps ('normal' scheduler "
+             "for eps, 'simple' for flow), negative = the empty prompt. Prompts: task.prompts(split, n). "
+             "See docs/compositional.md.", "",
              f"Judge accuracy on real scenes of held-out prompts (glyphs the judge never saw): "
              f"`{json.dumps(desc['judge_accuracy_real_heldout_scenes'])}`", ""]
     for kind in ("eps", "flow"):

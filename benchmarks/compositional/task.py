@@ -82,7 +82,7 @@ class CompositionalTask:
         out = {
             "name": self.name, "image": [3, data.HEIGHT, data.WIDTH],
             "digits": len(data.DIGITS), "colours": list(data.COLOUR_NAMES),
-            "prompt": "tokens colour_1 digit_1 colour_2 digit_2; tuple (digit_1, colour_1, digit_2, colour_2); layout free",
+            "prompt": "tokens colour_1 digit_1 colour_2 digit_2; tuple (digit_1, colour_1, digit_2, colour_2); trained with the first object left, judged in either layout",
             "combinations": len(t["seen"]) + len(t["heldout"]), "seen": len(t["seen"]), "heldout": len(t["heldout"]),
             "heldout_rule": {"colour_pairs": t["heldout_colour_pairs"], "first_objects": t["heldout_first"],
                              "second_objects": t["heldout_second"]},
