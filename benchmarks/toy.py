@@ -654,7 +654,7 @@ def main(argv=None):
                 n_eval=a.n_eval, train_steps=a.train_steps, batch=a.batch, sampler_steps=a.steps,
                 cfg=a.cfg, p_coupled=a.p_coupled, p_drop=a.p_drop, p_leak=a.p_leak, bank=a.bank,
                 jitter=a.jitter, couple_tau=a.couple_tau, dim=a.dim, seed=seeds[0], seeds=seeds,
-                schedule=dict(zip(("taus", "weights"), (core.DEFAULT_SCHEDULE.taus, core.DEFAULT_SCHEDULE.weights))),
+                schedule=dict(zip(("taus", "weights"), (core.TPW_SCHEDULE.taus, core.TPW_SCHEDULE.weights))),
                 timing=timing)
     if len(seeds) > 1:
         prefix += "_seeds"

@@ -9,10 +9,11 @@ ComfyUI's PromptExecutor. Every image is sampled by the stock KSampler, from the
 prompt; the refined variants put the pack's nodes on the MODEL wire:
 
   stock          loader -> KSampler
-  inject         loader -> Noise Semantic Inject (+ Temporal Weight Schedule) -> KSampler
-  erase+inject   loader -> Noise Semantic Erase -> Noise Semantic Inject -> KSampler
-
-with every widget of the pack's nodes at its default. The models are the shipped digits models
+  inject         loader -> Noise Semantic Inject (every widget at its default: noise screening)
+                 -> KSampler
+  paper          loader -> Noise Semantic Erase (n=4) -> Noise Semantic Inject (strength 0.3, no
+                 screening) <- Temporal Weight Schedule (defaults: five probes) -> KSampler
+ The models are the shipped digits models
 (demo/models.py): an SD1.5-class eps UNet and a FLUX-schnell-class flow DiT trained on
 scikit-learn's 8x8 digits; the judge is a logistic regression trained on the real digits only.
 
@@ -41,7 +42,11 @@ sys.path.insert(0, str(ROOT / "demo"))
 
 SAMPLER = {"eps": ("euler", "normal"), "flow": ("euler", "simple")}
 MODEL_NAME = {"eps": "SD1.5-class UNet (eps)", "flow": "FLUX-schnell-class DiT (flow)"}
-VARIANTS = (("stock", "stock KSampler"), ("inject", "Inject"), ("erase_inject", "Erase + Inject"))
+VARIANTS = (("stock", "stock KSampler"), ("inject", "Inject at its defaults"),
+            ("erase_inject", "paper: Erase 4 + Inject 0.3"))
+# The paper's two steps as the nodes give them when asked: Erase n=4, Inject strength 0.3 with the
+# Temporal Weight Schedule's defaults (five probes), no screening.
+PAPER = {"erase": {"samples": 4}, "inject": {"strength": 0.3, "candidates": 1}}
 # cfg 0.5 weakens the prompt (a stress setting, no one samples like that); cfg 1 is no guidance,
 # how guidance-distilled models run; from cfg ~1.25 on these toy models follow the prompt on every
 # noise and nothing is left to fix (docs/digits.md, benchmarks/results/digits.md).
@@ -67,17 +72,17 @@ def build_prompt(nodes, kind: str, seed: int, batch: int, steps: int, cfg: float
     empty_id, w, h = demo_nodes.demo_models().empty_latent_node(kind)
     p = {
         "load": {"class_type": "DigitsDemoModelLoader", "inputs": {"kind": kind}},
-        # the pack's nodes, every widget at its live default
+        # Inject with every widget at its live default and nothing on its schedule input, as a user
+        # drops it in; and the paper's method (PAPER) with the schedule node at its defaults
         "schedule": {"class_type": "NoiseSemanticTemporalSchedule",
                      "inputs": node_defaults(nodes, "NoiseSemanticTemporalSchedule")},
         "inject": {"class_type": "NoiseSemanticInject",
-                   "inputs": node_defaults(nodes, "NoiseSemanticInject") | {"model": ["load", 0],
-                                                                            "schedule": ["schedule", 0]}},
+                   "inputs": node_defaults(nodes, "NoiseSemanticInject") | {"model": ["load", 0]}},
         "erase": {"class_type": "NoiseSemanticErase",
-                  "inputs": node_defaults(nodes, "NoiseSemanticErase") | {"model": ["load", 0]}},
+                  "inputs": node_defaults(nodes, "NoiseSemanticErase") | PAPER["erase"] | {"model": ["load", 0]}},
         "erase_inject": {"class_type": "NoiseSemanticInject",
-                         "inputs": node_defaults(nodes, "NoiseSemanticInject") | {"model": ["erase", 0],
-                                                                                  "schedule": ["schedule", 0]}},
+                         "inputs": node_defaults(nodes, "NoiseSemanticInject") | PAPER["inject"]
+                         | {"model": ["erase", 0], "schedule": ["schedule", 0]}},
         "latent": {"class_type": empty_id, "inputs": {"width": w, "height": h, "batch_size": batch}},
         "null": {"class_type": "DigitsDemoClassConditioning", "inputs": {"model": ["load", 0], "digit": 10}},
     }

@@ -21,7 +21,7 @@ class NoiseSemanticErase(io.ComfyNode):
                          "changes the result as usual."),
             inputs=[
                 io.Model.Input("model", tooltip="The diffusion model to patch (SDXL, FLUX, WAN, ...)."),
-                io.Int.Input("samples", default=4, min=1, max=64,
+                io.Int.Input("samples", default=1, min=1, max=64,
                              tooltip="n: how many noises are combined. 1 = the sampler's own noise, unchanged. "
                                      "Extra draws come from seeds derived from the sampler's seed, on the CPU, "
                                      "so results do not depend on the GPU."),

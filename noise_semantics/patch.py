@@ -77,7 +77,7 @@ def run_injection(guider, extra_args, z: torch.Tensor, settings: dict, candidate
     if branches:
         if getattr(guider, "conds", {}).get("negative") is None:
             raise core.NoiseSemanticsError(
-                f"[{node}] directions 'prompt' and 'adaptive' and candidates > 1 compare the prompt with the negative "
+                f"[{node}] direction 'prompt' and candidates > 1 compare the prompt with the negative "
                 f"(unconditional) prompt, but this sampler's guider has none. Fix: sample with a guider that "
                 f"has a negative (KSampler, CFGGuider), or use direction 'guided' with candidates 1")
         seen = {}

@@ -11,7 +11,7 @@ class TemporalWeightSchedule(io.ComfyNode):
 
     @classmethod
     def define_schema(cls) -> io.Schema:
-        d = core.DEFAULT_SCHEDULE.params
+        d = core.TPW_SCHEDULE.params
         return io.Schema(
             node_id="NoiseSemanticTemporalSchedule",
             display_name=TITLE,

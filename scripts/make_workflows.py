@@ -124,8 +124,12 @@ class WF:
         erase = self.add_node("NoiseSemanticErase", (x, y), (290, 106),
                               [D["NoiseSemanticErase"][k] for k in ("samples", "restandardize")],
                               [{"name": "model", "type": "MODEL"}], [{"name": "MODEL", "type": "MODEL"}], extra=ex)
+        # One probe at tau 0.6: what Inject uses when nothing is connected (the measured default),
+        # shown on the canvas so a user can switch to the paper's five probes.
+        sched_values = dict(zip([s.name for s in wa.widget_specs("NoiseSemanticTemporalSchedule")],
+                                defaults("NoiseSemanticTemporalSchedule"))) | LATE
         sched = self.add_node("NoiseSemanticTemporalSchedule", (x, y + 150), (290, 356),
-                              defaults("NoiseSemanticTemporalSchedule"), [],
+                              list(sched_values.values()), [],
                               [{"name": "schedule", "type": "NOISE_SEMANTIC_SCHEDULE"}], extra=ex)
         inject = self.add_node("NoiseSemanticInject", (x + 320, y), (290, 168),
                                defaults("NoiseSemanticInject"),
@@ -184,32 +188,24 @@ class WF:
 
 
 E, I, S = D["NoiseSemanticErase"], D["NoiseSemanticInject"], D["NoiseSemanticTemporalSchedule"]
+LATE = {"probes": 1, "tau_min": 0.6, "tau_max": 0.6}
 
 
 def common_text(cfg_note, steps):
-    s_ = I["strength"]
-    if I.get("decorrelate", False):
-        mix = (f"With decorrelate on, strength is an exact mix: noise share 1/sqrt(1+s^2) = "
-               f"{1 / (1 + s_ ** 2) ** 0.5:.2f}, prompt share s/sqrt(1+s^2) = {s_ / (1 + s_ ** 2) ** 0.5:.2f}.")
-    else:
-        mix = "decorrelate off: the paper's formula as written, z' = (z + s*e)/sqrt(1+s^2)."
-    if S["weighting"] == "bump":
-        w = (f"bump weights peaking at tau {S['center']} (half width {S['half_width']}, flatness {S['flatness']})")
-    else:
-        w = "uniform weights"
-    live_probes = S["probes"]
+    m = I.get("candidates", 1)
     return (
-        f"- Noise Semantic Erase, samples = {E['samples']}: the sampler's own noise (from its seed) is summed with "
-        f"{E['samples'] - 1} more draws from seeds derived from it, and rescaled (z = sum / sqrt(n)). "
-        f"1 = off. restandardize = {str(E['restandardize']).lower()}: exact zero mean / unit variance per latent. "
-        f"No model call.\n"
-        f"- Noise Semantic Inject, strength = {s_}: the noise is mixed with the denoising direction the "
-        f"model predicts from it under your prompt. {mix} 0 = off (no extra model call).\n"
-        f"- Temporal Weight Schedule: {S['probes']} probes from tau {S['tau_max']} (pure noise) down to "
-        f"{S['tau_min']}, {w}: early times carry layout, middle times structure.\n"
-        f"- Cost: the probes go through the model in one batched call ({cfg_note}): about the compute of "
-        f"{live_probes} of the {steps} sampling steps, less wall time when the GPU has headroom. If the batch does not "
-        f"fit in memory, the node splits it by itself.\n"
+        f"- Noise Semantic Inject, at its defaults: noise screening. Before sampling it probes {m} noises per "
+        f"image (the sampler's own first, the others from seeds derived from it) at one time, tau 0.6, and keeps "
+        f"the noise whose own content already agrees best with the prompt. strength = {I['strength']}: the "
+        f"paper's injection is off (at usual cfg it broke more images than it fixed in the pack's benchmarks); "
+        f"raise it to try it.\n"
+        f"- Noise Semantic Erase, samples = {E['samples']}: off by default for the same reason; the paper uses 4.\n"
+        f"- Temporal Weight Schedule: set to one probe at tau 0.6, what Inject uses unconnected. For the "
+        f"paper's temporal weighting, set its defaults ({S['probes']} probes from tau {S['tau_max']} down to "
+        f"{S['tau_min']}): each probe then costs as much again.\n"
+        f"- Cost: every probe in one batched model call ({cfg_note}): {2 * m} network evaluations per image, "
+        f"about {m} of the {steps} sampling steps' compute.\n"
+        f"- Where it helps, and where raising CFG is the better knob: see the pack's README.\n"
         f"- Change the sampler's seed as usual: same seed, same result (the extra draws are made on the CPU).\n")
 
 
@@ -235,8 +231,8 @@ note = ("FLUX.1 [dev] with Noise Semantics.\n\n"
         "Wire: Load Diffusion Model (MODEL) -> Noise Semantic Erase -> Noise Semantic Inject -> KSampler.\n\n"
         + common_text("CFG 1: the prompt only", 20) +
         "\nFLUX.1 dev is guidance-distilled: KSampler cfg stays 1.0 and the guidance (3.5) goes in through "
-        "CLIPTextEncodeFlux, so the probes see exactly the conditioning the sampler uses, and the zeroed negative "
-        "is not evaluated. FLUX is a rectified-flow model: a probe at tau asks the model at the sigma the "
+        "CLIPTextEncodeFlux, so the probes see exactly the conditioning the sampler uses. Screening also evaluates "
+        "the zeroed negative at its probe (the noise's own reading), which sampling at cfg 1 skips. FLUX is a rectified-flow model: a probe at tau asks the model at the sigma the "
         "sampler would reach at that point of its schedule (with FLUX's own shift); the direction used is minus "
         "the predicted velocity.")
 erase, inject, sched, n = w.insert_ours(31, -320, -620, note, (300, -620), (600, 560), "FLUX.1 dev")

@@ -140,9 +140,10 @@ class Runner:
         if c.inject > 0 or c.candidates > 1:
             kw = self.defaults["NoiseSemanticInject"] | {"model": m, "strength": c.inject, "direction": c.direction,
                                                          "candidates": c.candidates, "decorrelate": c.decorrelate}
-            if c.schedule:
-                kw["schedule"] = apply_node(self.nodes, "NoiseSemanticTemporalSchedule",
-                                            **(self.defaults["NoiseSemanticTemporalSchedule"] | dict(c.schedule)))
+            # Always a Temporal Weight Schedule node: an empty Config.schedule means that node at its
+            # defaults (the paper's five probes), whatever Inject does when nothing is connected.
+            kw["schedule"] = apply_node(self.nodes, "NoiseSemanticTemporalSchedule",
+                                        **(self.defaults["NoiseSemanticTemporalSchedule"] | dict(c.schedule)))
             m = apply_node(self.nodes, "NoiseSemanticInject", **kw)
         return m
 

@@ -32,7 +32,6 @@ def method_configs(cfg: float, quick: bool, task: str = "digits") -> list:
         out += [Config(cfg, inject=s) for s in (0.1, 0.3, 0.6, 1.0)]
         out += [Config(cfg, inject=0.3, schedule=sched(probes=1))]
         out += [Config(cfg, inject=s, direction="prompt", schedule=LATE) for s in (0.25, 0.5, 1.0)]
-        out += [Config(cfg, inject=0.6, direction="adaptive")]
         out += [Config(cfg, candidates=m, schedule=LATE) for m in (2, 4, 8)]
         out += [Config(cfg, candidates=4)]
         out += [Config(cfg, candidates=4, inject=0.3, schedule=LATE),
@@ -44,7 +43,6 @@ def method_configs(cfg: float, quick: bool, task: str = "digits") -> list:
     out += [Config(cfg, inject=0.3, schedule=LATE)]
     out += [Config(cfg, inject=s, direction="prompt") for s in (0.1, 0.25, 0.5, 1.0)]
     out += [Config(cfg, inject=s, direction="prompt", schedule=LATE) for s in (0.25, 0.5, 1.0)]
-    out += [Config(cfg, inject=s, direction="adaptive") for s in (0.3, 0.6, 1.0, 2.0)]
     out += [Config(cfg, candidates=m) for m in (2, 4, 8)]
     out += [Config(cfg, candidates=m, schedule=LATE) for m in (2, 4, 8)]
     out += [Config(cfg, candidates=4, inject=0.3, schedule=LATE),

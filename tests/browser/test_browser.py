@@ -265,7 +265,7 @@ def test_schedule_curve_drawn_and_live(target, page, artifacts, core):
     node = _add(page, "NoiseSemanticTemporalSchedule", 300, 200)
     curve = _curve(page, node)
     assert curve and curve["error"] is None and curve["weighting"] == "bump"
-    defaults = core.DEFAULT_SCHEDULE
+    defaults = core.TPW_SCHEDULE
     assert [p["tau"] for p in curve["probes"]] == pytest.approx(list(defaults.taus))
     assert [p["w"] for p in curve["probes"]] == pytest.approx(list(defaults.weights))
     assert len(curve["points"]) > 50 and {p[0] for p in curve["points"]} >= {0.0, 1.0}

@@ -38,7 +38,7 @@ CONTRACT = {
                      ("decorrelate", "BOOLEAN", {})],
         # direction and candidates came after V1: optional, so prompts saved without them still load
         "optional": [("schedule", "NOISE_SEMANTIC_SCHEDULE", {}),
-                     ("direction", "COMBO", {"options": ["guided", "prompt", "adaptive"]}),
+                     ("direction", "COMBO", {"options": ["guided", "prompt"]}),
                      ("candidates", "INT", {"min": 1, "max": 16})],
         "outputs": [("MODEL", "MODEL")],
     },
