@@ -49,7 +49,7 @@ VARIANTS = (("stock", "stock KSampler"), ("inject", "Inject at its defaults"),
 PAPER = {"erase": {"samples": 4}, "inject": {"strength": 0.3, "candidates": 1}}
 # cfg 0.5 weakens the prompt (a stress setting, no one samples like that); cfg 1 is no guidance,
 # how guidance-distilled models run; from cfg ~1.25 on these toy models follow the prompt on every
-# noise and nothing is left to fix (docs/digits.md, benchmarks/results/digits.md).
+# noise and nothing is left to fix (benchmarks/results/frontier_digits.md).
 DEFAULT_CFGS = (0.5, 1.0, 3.0)
 
 

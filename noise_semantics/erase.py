@@ -22,9 +22,10 @@ class NoiseSemanticErase(io.ComfyNode):
             inputs=[
                 io.Model.Input("model", tooltip="The diffusion model to patch (SDXL, FLUX, WAN, ...)."),
                 io.Int.Input("samples", default=1, min=1, max=64,
-                             tooltip="n: how many noises are combined. 1 = the sampler's own noise, unchanged. "
-                                     "Extra draws come from seeds derived from the sampler's seed, on the CPU, "
-                                     "so results do not depend on the GPU."),
+                             tooltip="n: how many noises are combined. 1 (default) = the sampler's own noise, "
+                                     "unchanged: erasure did not beat raising CFG in our benchmarks (help page). "
+                                     "The paper uses 4. Extra draws come from seeds derived from the sampler's "
+                                     "seed, on the CPU, so results do not depend on the GPU."),
                 io.Boolean.Input("restandardize", default=True,
                                  tooltip="After combining (samples > 1), rescale each latent to exactly "
                                          "zero mean and unit variance."),

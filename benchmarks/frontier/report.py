@@ -100,3 +100,24 @@ def plot(out: dict, path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
+
+
+def summary(outs: list) -> str:
+    """One table across tasks and models: each method family's verdict on the held-out (or only)
+    split, as the README shows it."""
+    cols, rows = [], {}
+    for out in outs:
+        for kind, k in out["kinds"].items():
+            split = "heldout" if "heldout" in k["analysis"] else next(iter(k["analysis"]))
+            col = f"{out['meta']['task']} {kind}" + (" (held-out)" if split == "heldout" else "")
+            cols.append(col)
+            for fam, v in k["analysis"][split]["verdicts"].items():
+                rows.setdefault(fam, {})[col] = v
+    short = lambda v: (v.replace("ABOVE stock's frontier at some setting", "**above**")
+                        .replace("not above stock's frontier", "not above")
+                        .replace("below stock's frontier at every setting", "below everywhere")
+                        .replace(" point(s) outside stock's diversity range not compared", " outside range"))
+    md = ["| method family | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+    for fam in sorted(rows):
+        md.append(f"| {fam} | " + " | ".join(short(rows[fam].get(c, "not run")) for c in cols) + " |")
+    return "\n".join(md) + "\n"

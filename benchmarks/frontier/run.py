@@ -29,11 +29,19 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--methods-only", nargs="*", help="only method families whose name contains one of these")
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--summary", action="store_true",
+                    help="write frontier_summary.md (the README's verdict table) from the saved JSONs")
     ap.add_argument("--reanalyse", action="store_true",
                     help="rebuild the tables and plots from the saved JSON (no sampling)")
     args = ap.parse_args(argv)
     if args.reanalyse:
         return reanalyse(args)
+    if args.summary:
+        from . import report
+        outs = [json.loads((args.out / f"frontier_{t}.json").read_text()) for t in args.tasks]
+        (args.out / "frontier_summary.md").write_text(report.summary(outs))
+        print(report.summary(outs))
+        return None
     command = "python -m benchmarks.frontier.run " + " ".join(argv if argv is not None else sys.argv[1:])
     sys.path.insert(0, str(ROOT / "tests"))
     import host
