@@ -25,36 +25,29 @@ class Config:
     def refined(self) -> bool:
         return self.erase > 1 or self.inject > 0 or self.candidates > 1
 
-    def method(self) -> str:
-        """The family a frontier is drawn through (everything but cfg)."""
+    def _parts(self, knobs: bool) -> list:
         parts = []
         if self.erase > 1:
-            parts.append(f"erase n={self.erase}")
+            parts.append(f"erase n={self.erase}" if knobs else "erase")
         if self.candidates > 1:
-            parts.append(f"screen m={self.candidates}")
+            parts.append(f"screen m={self.candidates}" if knobs else "screen")
         if self.inject > 0:
-            parts.append(f"inject {self.direction} {self.inject:g}" + ("" if self.decorrelate else " raw"))
+            parts.append(f"inject {self.direction}" + (f" {self.inject:g}" if knobs else "")
+                         + ("" if self.decorrelate else " raw"))
         if self.schedule and (self.inject > 0 or self.candidates > 1):
             parts.append("(" + ", ".join(f"{k}={v}" for k, v in self.schedule) + ")")
         if self.steps:
             parts.append(f"{self.steps} steps")
-        return " ".join(parts) or "stock"
+        return parts
+
+    def method(self) -> str:
+        """Everything but cfg."""
+        return " ".join(self._parts(True)) or "stock"
 
     def family(self) -> str:
         """The method with its main knob (strength, or the number of candidates) left out: the
         points of one family over that knob and cfg form its frontier."""
-        parts = []
-        if self.erase > 1:
-            parts.append("erase")
-        if self.candidates > 1:
-            parts.append("screen")
-        if self.inject > 0:
-            parts.append(f"inject {self.direction}" + ("" if self.decorrelate else " raw"))
-        if self.schedule and (self.inject > 0 or self.candidates > 1):
-            parts.append("(" + ", ".join(f"{k}={v}" for k, v in self.schedule) + ")")
-        if self.steps:
-            parts.append(f"{self.steps} steps")
-        return " + ".join(parts) or "stock"
+        return " + ".join(self._parts(False)) or "stock"
 
     def label(self) -> str:
         return f"{self.method()} @ cfg {self.cfg:g}"
