@@ -18,7 +18,9 @@ class TemporalWeightSchedule(io.ComfyNode):
             category=CATEGORY,
             description=("Temporal Prediction Weighting (TPW) for Noise Semantic Inject: K probe times spread over "
                          "[tau_min, tau_max] (1 = pure noise, 0 = clean image) and a bump of weights over them. "
-                         "Early times (near 1) carry layout, middle times structure, late times detail."),
+                         "Early times (near 1) carry layout, middle times structure, late times detail. Its "
+                         "defaults are the paper's five probes; unconnected, Inject uses one probe at tau 0.6, "
+                         "which did as well on the pack's benchmarks at a fifth of the cost."),
             inputs=[
                 io.Int.Input("probes", default=d["probes"], min=1, max=64,
                              tooltip="K: how many times the model is asked. All probes go through the sampler's "
