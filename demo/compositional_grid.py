@@ -14,8 +14,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# The setting shown: the one the frontier benchmark recommends for this task (README, "What it
-# does, measured"), at the cfg where stock does best on held-out prompts.
+# The setting shown: noise screening, the mode the frontier benchmark found ahead of raising CFG
+# (README, "What it does, measured").
 REFINED = {"candidates": 4, "schedule": (("probes", 1), ("tau_max", 0.6), ("tau_min", 0.6))}
 
 
@@ -55,7 +55,9 @@ def run(nodes, out: Path, kinds=("eps", "flow"), prompts_n: int = 8, noises: int
     from benchmarks.frontier.experiment import Config, Runner
     from benchmarks.frontier.tasks import get_task
     task = get_task("compositional")
-    cfgs = cfgs or {"eps": 6.0, "flow": 4.5}
+    # cfg 2, below these models' best cfg (4.5): where the frontier benchmark found screening ahead of
+    # raising CFG on the eps model (at their usual cfg it is within noise of stock)
+    cfgs = cfgs or {"eps": 2.0, "flow": 2.0}
     lines, written = [], []
     for kind in kinds:
         prompts = task.prompts("heldout", prompts_n)

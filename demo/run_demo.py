@@ -9,8 +9,7 @@ ComfyUI's PromptExecutor. Every image is sampled by the stock KSampler, from the
 prompt; the refined variants put the pack's nodes on the MODEL wire:
 
   stock          loader -> KSampler
-  inject         loader -> Noise Semantic Inject (every widget at its default: noise screening)
-                 -> KSampler
+  screening      loader -> Noise Semantic Inject (candidates 4, the rest at its defaults) -> KSampler
   paper          loader -> Noise Semantic Erase (n=4) -> Noise Semantic Inject (strength 0.3, no
                  screening) <- Temporal Weight Schedule (defaults: five probes) -> KSampler
  The models are the shipped digits models
@@ -42,11 +41,14 @@ sys.path.insert(0, str(ROOT / "demo"))
 
 SAMPLER = {"eps": ("euler", "normal"), "flow": ("euler", "simple")}
 MODEL_NAME = {"eps": "SD1.5-class UNet (eps)", "flow": "FLUX-schnell-class DiT (flow)"}
-VARIANTS = (("stock", "stock KSampler"), ("inject", "Inject at its defaults"),
+VARIANTS = (("stock", "stock KSampler"), ("inject", "screening: Inject candidates 4"),
             ("erase_inject", "paper: Erase 4 + Inject 0.3"))
 # The paper's two steps as the nodes give them when asked: Erase n=4, Inject strength 0.3 with the
 # Temporal Weight Schedule's defaults (five probes), no screening.
 PAPER = {"erase": {"samples": 4}, "inject": {"strength": 0.3, "candidates": 1}}
+# Noise screening, the pack's measured addition (off by default): 4 candidates, Inject's built-in
+# single probe at tau 0.6 (nothing on its schedule input).
+SCREEN = {"candidates": 4}
 # cfg 0.5 weakens the prompt (a stress setting, no one samples like that); cfg 1 is no guidance,
 # how guidance-distilled models run; from cfg ~1.25 on these toy models follow the prompt on every
 # noise and nothing is left to fix (benchmarks/results/frontier_digits.md).
@@ -77,7 +79,7 @@ def build_prompt(nodes, kind: str, seed: int, batch: int, steps: int, cfg: float
         "schedule": {"class_type": "NoiseSemanticTemporalSchedule",
                      "inputs": node_defaults(nodes, "NoiseSemanticTemporalSchedule")},
         "inject": {"class_type": "NoiseSemanticInject",
-                   "inputs": node_defaults(nodes, "NoiseSemanticInject") | {"model": ["load", 0]}},
+                   "inputs": node_defaults(nodes, "NoiseSemanticInject") | SCREEN | {"model": ["load", 0]}},
         "erase": {"class_type": "NoiseSemanticErase",
                   "inputs": node_defaults(nodes, "NoiseSemanticErase") | PAPER["erase"] | {"model": ["load", 0]}},
         "erase_inject": {"class_type": "NoiseSemanticInject",

@@ -16,11 +16,11 @@ class NoiseSemanticInject(io.ComfyNode):
             display_name=TITLE,
             category=CATEGORY,
             description=("Before sampling, asks the model what it makes of the starting noise under your prompt "
-                         "(with the sampler's CFG). By default it screens: it probes 4 noises per image (the "
-                         "sampler's own first) and keeps the one whose own content already agrees best with the "
-                         "prompt. strength > 0 adds the paper's Semantic Injection, z' = (z + strength * e) / "
-                         "sqrt(1 + strength^2). One batched model call holds every probe. Measured against raising "
-                         "CFG: see the help page. Runs after Noise Semantic Erase whatever the order."),
+                         "(with the sampler's CFG). candidates > 1 screens: it probes that many noises per image "
+                         "(the sampler's own first) and keeps the one whose own content already agrees best with "
+                         "the prompt. strength > 0 adds the paper's Semantic Injection, z' = (z + strength * e) / "
+                         "sqrt(1 + strength^2). At its defaults it changes nothing: measured, nothing beat keeping "
+                         "the cfg at the cfg people use (help page). Runs after Noise Semantic Erase."),
             inputs=[
                 io.Model.Input("model", tooltip="The diffusion model to patch (SDXL, FLUX, WAN, ...)."),
                 io.Float.Input("strength", default=0.0, min=0.0, max=4.0, step=0.01,
@@ -43,11 +43,11 @@ class NoiseSemanticInject(io.ComfyNode):
                                        "denoising direction). prompt: only what the prompt changes in the "
                                        "prediction (cond - uncond), near zero where the noise already agrees; "
                                        "needs a negative prompt."),
-                io.Int.Input("candidates", default=4, min=1, max=16, optional=True,
+                io.Int.Input("candidates", default=1, min=1, max=16, optional=True,
                              tooltip="Noise screening: probe this many noises per image (the sampler's own first) "
-                                     "and keep the one that already agrees best with the prompt. 1 = off. Costs "
-                                     "2 x candidates x probes evaluations per image, in one batched call; needs a "
-                                     "negative prompt."),
+                                     "and keep the one that already agrees best with the prompt. 1 = off (default). "
+                                     "Try 4 below your usual cfg, where it beat raising CFG. Costs 2 x candidates x "
+                                     "probes evaluations per image, in one batched call; needs a negative prompt."),
             ],
             outputs=[io.Model.Output(
                 tooltip="The model, patched so that every sampler using it starts from the injected noise.")],
@@ -56,8 +56,6 @@ class NoiseSemanticInject(io.ComfyNode):
     @classmethod
     def execute(cls, model, strength, decorrelate=True, schedule=None, direction="guided",
                 candidates=1) -> io.NodeOutput:
-        # An input missing from a prompt was saved before it existed: keep that prompt's meaning
-        # (candidates 1 = no screening), whatever the widget's default for a new node.
         core.check_strength(strength, node=TITLE)
         if schedule is None:
             schedule = core.DEFAULT_SCHEDULE

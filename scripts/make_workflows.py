@@ -192,19 +192,18 @@ LATE = {"probes": 1, "tau_min": 0.6, "tau_max": 0.6}
 
 
 def common_text(cfg_note, steps):
-    m = I.get("candidates", 1)
     return (
-        f"- Noise Semantic Inject, at its defaults: noise screening. Before sampling it probes {m} noises per "
-        f"image (the sampler's own first, the others from seeds derived from it) at one time, tau 0.6, and keeps "
-        f"the noise whose own content already agrees best with the prompt. strength = {I['strength']}: the "
-        f"paper's injection is off (at usual cfg it broke more images than it fixed in the pack's benchmarks); "
-        f"raise it to try it.\n"
+        f"- Noise Semantic Inject and Noise Semantic Erase are at their defaults, which change nothing: at the cfg "
+        f"these templates use, nothing the pack offers beat the stock sampler in its benchmarks (README). To try "
+        f"noise screening, set Inject's candidates to 4 (it probes 4 noises per image at tau 0.6 and keeps the "
+        f"one whose own content already agrees best with the prompt; it beat raising CFG below the usual cfg). "
+        f"strength > 0 is the paper's injection.\n"
         f"- Noise Semantic Erase, samples = {E['samples']}: off by default for the same reason; the paper uses 4.\n"
         f"- Temporal Weight Schedule: set to one probe at tau 0.6, what Inject uses unconnected. For the "
         f"paper's temporal weighting, set its defaults ({S['probes']} probes from tau {S['tau_max']} down to "
         f"{S['tau_min']}): each probe then costs as much again.\n"
-        f"- Cost: every probe in one batched model call ({cfg_note}): {2 * m} network evaluations per image, "
-        f"about {m} of the {steps} sampling steps' compute.\n"
+        f"- Cost with 4 candidates: every probe in one batched model call ({cfg_note}): 8 network evaluations per "
+        f"image, about 4 of the {steps} sampling steps' compute. At the defaults: none.\n"
         f"- Where it helps, and where raising CFG is the better knob: see the pack's README.\n"
         f"- Change the sampler's seed as usual: same seed, same result (the extra draws are made on the CPU).\n")
 

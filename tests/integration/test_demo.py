@@ -18,7 +18,7 @@ def test_demo_writes_grids_tables_and_runs_every_variant(tmp_path):
         assert (tmp_path / f"grid_{kind}_cfg0.5.png").stat().st_size > 1000
         prompt = json.loads((tmp_path / f"prompt_{kind}_cfg0.5.json").read_text())
         ours = {k: v for k, v in prompt.items() if v["class_type"] == "NoiseSemanticInject"}
-        assert {v["inputs"]["candidates"] for v in ours.values()} == {4, 1}  # defaults, and the paper's
+        assert {v["inputs"]["candidates"] for v in ours.values()} == {4, 1}  # screening, and the paper's
         assert "schedule" not in prompt["inject"]["inputs"]
     assert list(tmp_path.glob("grid_compositional_*.png"))
     rows = {}
@@ -28,4 +28,4 @@ def test_demo_writes_grids_tables_and_runs_every_variant(tmp_path):
             rows[(cells[0].split(":")[0], cells[2])] = cells[3:]
     for kind in ("eps", "flow"):
         variants = {v for k, v in rows if k == kind}
-        assert variants == {"stock KSampler", "Inject at its defaults", "paper: Erase 4 + Inject 0.3"}, rows
+        assert variants == {"stock KSampler", "screening: Inject candidates 4", "paper: Erase 4 + Inject 0.3"}, rows

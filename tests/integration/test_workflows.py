@@ -562,8 +562,10 @@ def test_runs_end_to_end(live, path):
             cands = [core.erase(c, int(rec["seed"]), er["samples"], er["restandardize"])
                      for c in core.candidate_noises(ref, int(rec["seed"]), inj.get("candidates", 1))]
             hits = [torch.allclose(noise, c, atol=1e-5) for c in cands]
-            if inj["strength"] == 0:
-                assert len(cands) > 1 and any(hits), f"sampler {sid} starts from none of the screened candidates"
+            if inj["strength"] == 0 and len(cands) == 1:  # the defaults: every step off, the stock noise
+                assert torch.equal(noise, ref), f"sampler {sid}: the defaults changed the noise"
+            elif inj["strength"] == 0:
+                assert any(hits), f"sampler {sid} starts from none of the screened candidates"
             else:
                 assert not any(hits), f"sampler {sid}: no injection on top of erasure and screening"
         else:
