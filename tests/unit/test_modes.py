@@ -1,5 +1,4 @@
 """The core's probing, noise screening and prompt-direction injection (pure torch, no ComfyUI)."""
-import math
 
 import pytest
 import torch
