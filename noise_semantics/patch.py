@@ -142,7 +142,7 @@ def run_injection(guider, extra_args, z: torch.Tensor, settings: dict, candidate
             comfy.model_management.soft_empty_cache(True)
 
 
-def packed_shapes(guider, noise: torch.Tensor):
+def packed_shapes(guider, noise: torch.Tensor, node: str):
     """The sub-latent shapes when the sampler packed several latents into this one noise tensor
     (ComfyUI 0.33: a nested latent such as LTX-2's video + audio becomes [B, 1, N] and the model
     keeps the shapes in ``latent_shapes``), else None (one latent; hosts without latent_shapes)."""
@@ -152,7 +152,7 @@ def packed_shapes(guider, noise: torch.Tensor):
     sizes = [math.prod(s[1:]) for s in shapes]
     if noise.ndim != 3 or noise.shape[1] != 1 or noise.shape[2] != sum(sizes):
         raise core.NoiseSemanticsError(
-            f"[Noise Semantics] this sampler packs {len(shapes)} latents {[tuple(s) for s in shapes]} into one, "
+            f"[{node}] this sampler packs {len(shapes)} latents {[tuple(s) for s in shapes]} into one, "
             f"but its noise has shape {tuple(noise.shape)}, not [B, 1, {sum(sizes)}]: the sub-latents cannot be "
             f"told apart. Fix: remove the Noise Semantic nodes from this model (this ComfyUI packs latents in a "
             f"way this pack does not know)")
@@ -188,7 +188,8 @@ def refine_noise_wrapper(executor, guider, sigmas, extra_args, callback, noise, 
 
     seed = extra_args.get("seed")
     seed = 0 if seed is None else int(seed)
-    shapes = packed_shapes(guider, noise)
+    node = " + ".join(n for n, s in (("Noise Semantic Erase", erase_s), ("Noise Semantic Inject", inject_s)) if s is not None)
+    shapes = packed_shapes(guider, noise, node)
     segments = None if shapes is None else [math.prod(s[1:]) for s in shapes]
     notes = [] if shapes is None else [f"{len(shapes)} packed latents {shapes}, each refined as its own sample"]
     m = inject_s.get("candidates", 1) if inject_s is not None else 1
