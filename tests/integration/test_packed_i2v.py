@@ -14,7 +14,6 @@ The tiny configs live here (another module builds the general family zoo); weigh
 import pytest
 import torch
 
-import comfy.latent_formats
 import comfy.nested_tensor
 import comfy.sample
 import comfy.supported_models
