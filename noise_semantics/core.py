@@ -18,6 +18,11 @@ Conventions (see docs/method.md, and ../shared/METHOD.md in the project):
   ``e_agg = sum_k w_k s_k / sqrt(sum_k w_k^2)``, by default decorrelated from z (see
   ``decorrelate``), standardized per sample, then ``z' = (z + delta * e_agg) / sqrt(1 + delta^2)``,
   re-standardized per sample.
+* Packed latents (``segments``): a sampler may pack several latents into one noise tensor (ComfyUI
+  0.33's ``latent_shapes``: LTX-2's video and audio). Each sub-latent is then its own sample: the
+  functions that take ``segments`` (the element count of each sub-latent in a sample's flattened
+  vector, in order) standardize, decorrelate, mix and score each sub-latent on its own; ``None``
+  is one segment, the code path of an ordinary latent.
 """
 from __future__ import annotations
 
@@ -41,9 +46,30 @@ def _fail(node: str, what: str, fix: str) -> NoiseSemanticsError:
 
 # --------------------------------------------------------------------------- helpers
 
-def standardize(x: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
-    """Zero mean, unit variance per sample (dim 0 is the batch). The refined noise must stay a
-    unit Gaussian sample, or the sampler's sigma schedule no longer matches it."""
+def _pieces(x: torch.Tensor, segments) -> list:
+    """A sample-major tensor as its sub-latents, each [B, n_i] (see the module doc)."""
+    flat = x.reshape(x.shape[0], -1)
+    if sum(segments) != flat.shape[1]:
+        raise ValueError(f"segments {tuple(segments)} add up to {sum(segments)}, but a sample has "
+                         f"{flat.shape[1]} elements")
+    return list(torch.split(flat, list(segments), dim=1))
+
+
+def per_segment(fn: Callable, segments, *tensors: torch.Tensor) -> torch.Tensor:
+    """``fn`` applied to each sub-latent of ``tensors`` (all of one shape) as if it were a whole
+    latent, the results put back in place; ``segments`` None: ``fn(*tensors)`` itself."""
+    if segments is None:
+        return fn(*tensors)
+    parts = zip(*(_pieces(t, segments) for t in tensors))
+    return torch.cat([fn(*p) for p in parts], dim=1).reshape(tensors[0].shape)
+
+
+def standardize(x: torch.Tensor, eps: float = 1e-12, segments=None) -> torch.Tensor:
+    """Zero mean, unit variance per sample (dim 0 is the batch), per sub-latent with ``segments``.
+    The refined noise must stay a unit Gaussian sample, or the sampler's sigma schedule no longer
+    matches it."""
+    if segments is not None:
+        return per_segment(lambda p: standardize(p, eps), segments, x)
     flat = x.reshape(x.shape[0], -1)
     mean = flat.mean(dim=1, keepdim=True)
     std = flat.std(dim=1, keepdim=True, unbiased=False)
@@ -197,13 +223,16 @@ def aggregate(directions: Sequence[torch.Tensor], weights: Sequence[float]) -> t
     return acc
 
 
-def decorrelate(e: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+def decorrelate(e: torch.Tensor, z: torch.Tensor, segments=None) -> torch.Tensor:
     """Per sample, the part of e orthogonal to z. A denoising direction mostly points back at the
     noise itself (s ~ -z + semantics: for eps models s = -eps_hat, and eps_hat ~ z at high noise), so
     the paper's variance-keeping mix (z + delta*e)/sqrt(1 + delta^2), which assumes e uncorrelated
     with z, would shrink z and, at delta ~ 1, replace every seed by the same prediction. Removing
     the z component keeps only what the model adds to the noise, and makes delta an exact
-    noise/semantics mix: shares 1/sqrt(1 + delta^2) and delta/sqrt(1 + delta^2)."""
+    noise/semantics mix: shares 1/sqrt(1 + delta^2) and delta/sqrt(1 + delta^2). With
+    ``segments``, per sub-latent."""
+    if segments is not None:
+        return per_segment(decorrelate, segments, e, z)
     ef = e.reshape(e.shape[0], -1).to(torch.float32)
     zf = z.reshape(z.shape[0], -1).to(torch.float32)
     coef = (ef * zf).sum(1, keepdim=True) / (zf * zf).sum(1, keepdim=True).clamp_min(1e-12)
@@ -214,14 +243,17 @@ DIRECTIONS = ("guided", "prompt")
 
 
 def inject(z: torch.Tensor, e_agg: torch.Tensor, strength, decorrelated: bool = True,
-           standardized: bool = True) -> torch.Tensor:
+           standardized: bool = True, segments=None) -> torch.Tensor:
     """z' = (z + delta * e_agg) / sqrt(1 + delta^2), with e_agg standardized first so delta means
     the same for every model family and resolution; re-standardized so z' is a unit sample.
 
     ``strength`` is a float or a per-sample tensor [B]. ``standardized=False`` keeps e_agg's own
     magnitude (the "prompt" direction: it is already in the noise's units and shrinks to zero where
     the noise agrees with the prompt, which is the point of it); z + delta * e is then only
-    re-standardized."""
+    re-standardized. With ``segments``, each sub-latent is mixed as a latent of its own (same
+    strength): its own decorrelation, standardization and re-standardization."""
+    if segments is not None:
+        return per_segment(lambda zp, ep: inject(zp, ep, strength, decorrelated, standardized), segments, z, e_agg)
     e = e_agg.to(torch.float32)
     zf = z.to(torch.float32)
     if decorrelated:
@@ -237,12 +269,18 @@ def inject(z: torch.Tensor, e_agg: torch.Tensor, strength, decorrelated: bool = 
     return standardize(out).to(z.dtype)
 
 
-def conflict(cond_denoised: torch.Tensor, uncond_denoised: torch.Tensor) -> torch.Tensor:
+def conflict(cond_denoised: torch.Tensor, uncond_denoised: torch.Tensor, segments=None) -> torch.Tensor:
     """Per sample, how much the prompt has to change what the model makes of this noise: the cosine
     distance (0 = same content, 2 = opposite) between the centred conditional and unconditional
     denoised predictions. Stock sampling misses almost only where the noise's own content (the
     unconditional prediction) disagrees with the prompt; on the digits models this score separates
-    those noises with an AUC of about 0.9 at tau 0.5-0.7 (docs/method.md)."""
+    those noises with an AUC of about 0.9 at tau 0.5-0.7 (docs/method.md).
+
+    With ``segments``: the mean of the sub-latents' own scores, so each stream (video, audio) counts
+    the same whatever its size and scale."""
+    if segments is not None:
+        parts = zip(_pieces(cond_denoised, segments), _pieces(uncond_denoised, segments))
+        return torch.stack([conflict(c, u) for c, u in parts], 0).mean(0)
     b = cond_denoised.shape[0]
     c = cond_denoised.reshape(b, -1).to(torch.float32)
     u = uncond_denoised.reshape(b, -1).to(torch.float32)
@@ -267,7 +305,8 @@ class Probes:
 def run_probes(z: torch.Tensor, schedule: TemporalSchedule,
                sigma_of_tau: Callable[[float], float], c_in: Callable[[torch.Tensor], torch.Tensor],
                predict: Callable, branches: bool = False, chunk: int | None = None,
-               on_chunk: Callable[[int], None] | None = None, node: str = "Noise Semantic Inject") -> Probes:
+               on_chunk: Callable[[int], None] | None = None, node: str = "Noise Semantic Inject",
+               segments=None) -> Probes:
     """Runs every probe of nonzero weight through ``predict(x, sigma)`` in batches of ``chunk``
     probes x N noises (k-major, so per-sample conditioning repeats cleanly) and streams the TPW
     sums, so peak extra memory is one chunk of probes. ``predict`` returns the guided denoised
@@ -302,7 +341,7 @@ def run_probes(z: torch.Tensor, schedule: TemporalSchedule,
             out.guided += s[rows] * (w / norm)
             if branches:
                 out.prompt += (dc[rows] - du[rows]).to(torch.float32) * (w / norm)
-                out.conflict += conflict(dc[rows], du[rows]) * (w / wsum)
+                out.conflict += conflict(dc[rows], du[rows], segments) * (w / wsum)
         del d, dc, du, s, x_in, pred
         if on_chunk is not None:
             on_chunk(len(part))
@@ -324,7 +363,7 @@ def refine_inject(z: torch.Tensor, schedule: TemporalSchedule, strength: float,
                   predict: Callable, chunk: int | None = None,
                   on_chunk: Callable[[int], None] | None = None, decorrelated: bool = True,
                   direction: str = "guided", candidates: Sequence[torch.Tensor] | None = None,
-                  node: str = "Noise Semantic Inject") -> torch.Tensor:
+                  node: str = "Noise Semantic Inject", segments=None) -> torch.Tensor:
     """Semantic Injection, with two options beyond the paper:
 
     * ``direction="prompt"`` injects the probes' prompt-specific part, sum_k w_k (D_cond - D_uncond),
@@ -334,7 +373,11 @@ def refine_inject(z: torch.Tensor, schedule: TemporalSchedule, strength: float,
       probed in the same batched calls, and each sample keeps the candidate whose probes show the
       least conflict between prompt and noise, then injects as usual (strength 0: selection only).
 
-    Both need the two CFG branches: ``predict`` must then return (D, D_cond, D_uncond)."""
+    Both need the two CFG branches: ``predict`` must then return (D, D_cond, D_uncond).
+
+    ``segments`` (packed latents): the probes see the whole packed noise, one model call for all
+    sub-latents; each sample keeps one candidate for all of its sub-latents (the joint noise that
+    was probed), scored by the mean of the sub-latents' conflicts; the mix is per sub-latent."""
     check_strength(strength, node)
     if direction not in DIRECTIONS:
         raise _fail(node, f"input 'direction' is {direction!r}", f"choose one of {', '.join(DIRECTIONS)}")
@@ -344,7 +387,7 @@ def refine_inject(z: torch.Tensor, schedule: TemporalSchedule, strength: float,
     check_finite(z, node, "the noise to refine", "check the sampler's noise source and the Erase node before it")
     branches = screening or direction != "guided"
     zs = torch.cat(list(candidates), 0) if screening else z
-    p = run_probes(zs, schedule, sigma_of_tau, c_in, predict, branches, chunk, on_chunk, node)
+    p = run_probes(zs, schedule, sigma_of_tau, c_in, predict, branches, chunk, on_chunk, node, segments)
     B = z.shape[0]
     if screening:
         m = len(candidates)
@@ -355,5 +398,5 @@ def refine_inject(z: torch.Tensor, schedule: TemporalSchedule, strength: float,
         if strength == 0:
             return zs.to(z.dtype)
     if direction == "prompt":
-        return inject(zs, p.prompt, strength, decorrelated, standardized=False)
-    return inject(zs, p.guided, strength, decorrelated)
+        return inject(zs, p.prompt, strength, decorrelated, standardized=False, segments=segments)
+    return inject(zs, p.guided, strength, decorrelated, segments=segments)

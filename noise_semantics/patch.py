@@ -67,7 +67,7 @@ def _needs_branches(settings: dict) -> bool:
     return settings.get("direction", "guided") != "guided" or settings.get("candidates", 1) > 1
 
 
-def run_injection(guider, extra_args, z: torch.Tensor, settings: dict, candidates=None) -> tuple:
+def run_injection(guider, extra_args, z: torch.Tensor, settings: dict, candidates=None, segments=None) -> tuple:
     node = "Noise Semantic Inject"
     schedule = settings["schedule"]
     strength = settings["strength"]
@@ -134,7 +134,7 @@ def run_injection(guider, extra_args, z: torch.Tensor, settings: dict, candidate
             out = core.refine_inject(z, schedule, strength, sigma_of_tau, c_in, predict, chunk=chunk,
                                      on_chunk=pbar.update, decorrelated=settings.get("decorrelate", True),
                                      direction=settings.get("direction", "guided"), candidates=candidates,
-                                     node=node)
+                                     node=node, segments=segments)
             return out, calls[0], chunk
         except torch.OutOfMemoryError:
             if chunk == 1:
@@ -142,6 +142,39 @@ def run_injection(guider, extra_args, z: torch.Tensor, settings: dict, candidate
             chunk = max(1, chunk // 2)
             log.warning("%s: out of memory, retrying with %d probe(s) per model call", node, chunk)
             comfy.model_management.soft_empty_cache(True)
+
+
+def packed_shapes(guider, noise: torch.Tensor, node: str):
+    """The sub-latent shapes when the sampler packed several latents into this one noise tensor
+    (ComfyUI 0.33: a nested latent such as LTX-2's video + audio becomes [B, 1, N] and the model
+    keeps the shapes in ``latent_shapes``), else None (one latent; hosts without latent_shapes)."""
+    shapes = getattr(guider.inner_model, "latent_shapes", None)
+    if shapes is None or len(shapes) < 2:
+        return None
+    sizes = [math.prod(s[1:]) for s in shapes]
+    if noise.ndim != 3 or noise.shape[1] != 1 or noise.shape[2] != sum(sizes):
+        raise core.NoiseSemanticsError(
+            f"[{node}] this sampler packs {len(shapes)} latents {[tuple(s) for s in shapes]} into one, "
+            f"but its noise has shape {tuple(noise.shape)}, not [B, 1, {sum(sizes)}]: the sub-latents cannot be "
+            f"told apart. Fix: remove the Noise Semantic nodes from this model (this ComfyUI packs latents in a "
+            f"way this pack does not know)")
+    return [tuple(s) for s in shapes]
+
+
+def starting_noises(noise: torch.Tensor, seed: int, shapes, candidates: int, erase_s) -> list:
+    """Screening's candidates (the sampler's noise first), each erased like the sampler's noise.
+    A packed noise is split into its sub-latents and each is drawn and erased as the latent it is
+    (its own extra draws, keyed on its own values, re-standardized on its own), then packed again."""
+    subs = [noise] if shapes is None else comfy.utils.unpack_latents(noise, shapes)
+    per_sub = []
+    for sub in subs:
+        cands = core.candidate_noises(sub, seed, candidates) if candidates > 1 else [sub]
+        if erase_s is not None:
+            cands = [core.erase(c, seed, erase_s["samples"], erase_s["restandardize"]) for c in cands]
+        per_sub.append(cands)
+    if shapes is None:
+        return per_sub[0]
+    return [comfy.utils.pack_latents([cands[j] for cands in per_sub])[0] for j in range(candidates)]
 
 
 def refine_noise_wrapper(executor, guider, sigmas, extra_args, callback, noise, latent_image, denoise_mask,
@@ -157,19 +190,19 @@ def refine_noise_wrapper(executor, guider, sigmas, extra_args, callback, noise, 
 
     seed = extra_args.get("seed")
     seed = 0 if seed is None else int(seed)
-    z = noise
-    notes = []
+    node = " + ".join(n for n, s in (("Noise Semantic Erase", erase_s), ("Noise Semantic Inject", inject_s)) if s is not None)
+    shapes = packed_shapes(guider, noise, node)
+    segments = None if shapes is None else [math.prod(s[1:]) for s in shapes]
+    notes = [] if shapes is None else [f"{len(shapes)} packed latents {shapes}, each refined as its own sample"]
     m = inject_s.get("candidates", 1) if inject_s is not None else 1
-    # Screening's candidates come from the sampler's noise and are each erased like it.
-    cands = core.candidate_noises(z, seed, m) if m > 1 else [z]
+    cands = starting_noises(noise, seed, shapes, m, erase_s)
     if erase_s is not None:
-        cands = [core.erase(c, seed, erase_s["samples"], erase_s["restandardize"]) for c in cands]
         notes.append(f"erased with n={erase_s['samples']}")
     z = cands[0]
     if inject_s is not None and inject_s["strength"] == 0 and m == 1:
         notes.append("inject strength 0: no change")
     elif inject_s is not None:
-        z, calls, chunk = run_injection(guider, extra_args, z, inject_s, cands if m > 1 else None)
+        z, calls, chunk = run_injection(guider, extra_args, z, inject_s, cands if m > 1 else None, segments)
         what = f"screened {m} candidate noises, " if m > 1 else ""
         notes.append(f"{what}injected strength {inject_s['strength']:g} ({inject_s.get('direction', 'guided')}) "
                      f"from {len(inject_s['schedule'])} probe(s) in {calls} guided call(s) of up to {chunk} probe(s)")
