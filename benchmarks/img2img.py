@@ -20,8 +20,9 @@ distance = mean absolute pixel difference to the input, pixels in [0, 1].
 
 Methods: the paper's Inject (strength 0.3, the Temporal Weight Schedule node at its defaults: five
 probes over tau [0.5, 1]), Inject 0.3 from Inject's own one-probe schedule (tau 0.6), and screening
-(candidates 4, one probe), each with ``probe_input`` noise (the probes see the noise alone) and
-sampler (they see what the sampler sees: the input noised to the probe's sigma, the kept half)."""
+(candidates 4, one probe), each with the probes seeing the noise alone (``noise``, the node's) and
+seeing what the sampler sees (``sampler``: the input noised to the probe's sigma, the kept half; the
+pack's ``probe_input`` setting, set on the Inject node's output, since it is not a node input)."""
 from __future__ import annotations
 
 import argparse
@@ -102,13 +103,24 @@ class Bench:
         if method is None:
             return self.base
         spec = dict(METHODS[method])
-        kw = self.defaults["NoiseSemanticInject"] | {"model": self.base, "probe_input": probe_input}
+        kw = self.defaults["NoiseSemanticInject"] | {"model": self.base}
         if spec.pop("schedule", None) == "tpw":
             kw["schedule"] = apply_node(self.nodes, "NoiseSemanticTemporalSchedule",
                                         **self.defaults["NoiseSemanticTemporalSchedule"])
         else:
             kw.pop("schedule", None)  # unconnected: Inject's own one-probe schedule
-        return apply_node(self.nodes, "NoiseSemanticInject", **(kw | spec))
+        m = apply_node(self.nodes, "NoiseSemanticInject", **(kw | spec))
+        if probe_input != "noise":
+            # Not a node input (this benchmark is why): the pack's own setting, on the node's output.
+            patch = self.pack_module("patch")
+            m = patch.patched(m, "inject", patch.settings_of(m.model_options)["inject"] | {"probe_input": probe_input})
+        return m
+
+    def pack_module(self, name: str):
+        """A module of the pack as ComfyUI loaded it (from its custom_nodes folder)."""
+        import importlib
+        pkg = self.nodes.NODE_CLASS_MAPPINGS["NoiseSemanticInject"].__module__.rsplit(".", 1)[0]
+        return importlib.import_module(f"{pkg}.{name}")
 
     def run(self, scenario: str, cfg: float, denoise: float, method: str | None, probe_input: str = "noise"):
         import torch
@@ -155,7 +167,7 @@ def analyse(runs: list, N: int, seed: int = 0) -> list:
     gap: hit rate minus stock's, interpolated; > 0 = more edits followed than stock buys with its
     denoise knob at that fidelity). 95 % paired bootstrap over inputs. Also sampler minus noise."""
     idx = np.random.default_rng(seed).integers(0, N, size=(REPS, N))
-    out = []
+    out, gaps = [], {}
     key = lambda r: (r["scenario"], r["cfg"])
     for r in runs:
         if r["method"] == "stock":
@@ -180,6 +192,7 @@ def analyse(runs: list, N: int, seed: int = 0) -> list:
                 o = np.argsort(cd)
                 return h[rows].mean() - np.interp(d[rows].mean(), cd[o], ch[o])
             g = np.array([gap(i) for i in idx])
+            gaps[(key(r), r["denoise"], r["method"], r["probe_input"])] = g
             full = sd.mean(1)
             flag = "" if full.min() <= d.mean() <= full.max() else "outside stock's distance range (clamped)"
             row["frontier"] = {"gap": float(gap(np.arange(N))), "ci": _ci(g), "flag": flag}
@@ -189,6 +202,13 @@ def analyse(runs: list, N: int, seed: int = 0) -> list:
             th, td = _arr(twin[0])
             row["vs_noise"] = {"hit": float((h - th).mean()), "hit_ci": _ci((h - th)[idx].mean(1)),
                                "dist": float((d - td).mean()), "dist_ci": _ci((d - td)[idx].mean(1))}
+            tw = (key(r), r["denoise"], r["method"], "noise")
+            if tw in gaps:  # the two frontier gaps on the same resampled inputs
+                gd = gaps[(key(r), r["denoise"], r["method"], "sampler")] - gaps[tw]
+                row["vs_noise"]["gap"] = float(row["frontier"]["gap"] - [a for a in out if a["scenario"] == r[
+                    "scenario"] and a["cfg"] == r["cfg"] and a["denoise"] == r["denoise"] and a["method"] == r[
+                    "method"] and a["probe_input"] == "noise"][0]["frontier"]["gap"])
+                row["vs_noise"]["gap_ci"] = _ci(gd)
         out.append(row)
     return out
 
@@ -213,6 +233,7 @@ def markdown(res: dict) -> str:
           "on its denoise curve at the method's distance: > 0 is a trade of fidelity for prompt-following that stock's "
           "denoise knob cannot buy. **sampler - noise** = the input-aware probes minus the pure-noise probes, same "
           "method and denoise. **evals** = network evaluations per image.", ""]
+    md += summary(res)
     for kind, k in res["kinds"].items():
         for scen in ("edit", "keep", "inpaint"):
             for cfg in meta["cfgs"]:
@@ -226,7 +247,10 @@ def markdown(res: dict) -> str:
                         "fixed/broken"]
                 if scen == "edit":
                     cols.append("frontier gap")
-                cols += ["sampler - noise: hit", "sampler - noise: dist", "evals"]
+                cols += ["sampler - noise: hit", "sampler - noise: dist"]
+                if scen == "edit":
+                    cols.append("sampler - noise: gap")
+                cols.append("evals")
                 md += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
                 for a in rows:
                     v = a.get("vs_stock")
@@ -238,12 +262,49 @@ def markdown(res: dict) -> str:
                         cells.append(f"{f['gap']:+.3f} [{f['ci'][0]:+.3f}, {f['ci'][1]:+.3f}]"
                                      + (" *" if f["flag"] else "") if f else "")
                     vn = a.get("vs_noise")
-                    cells += [_d(vn, "hit") if vn else "", _d(vn, "dist") if vn else "", f"{a['evals']:.0f}"]
+                    cells += [_d(vn, "hit") if vn else "", _d(vn, "dist") if vn else ""]
+                    if scen == "edit":
+                        cells.append(_d(vn, "gap") if vn and "gap" in vn else "")
+                    cells.append(f"{a['evals']:.0f}")
                     md.append("| " + " | ".join(cells) + " |")
                 md.append("")
     md += ["`*` = the method's distance lies outside stock's swept range: the gap is against the nearest end of "
            "the curve.", ""]
     return "\n".join(md)
+
+
+def _sign(ci):
+    return "above" if ci[0] > 0 else "below" if ci[1] < 0 else "within"
+
+
+def summary(res: dict) -> list:
+    """Counts over every (cfg, denoise, method) per model and probe input: edits against stock's
+    frontier (saturated = every edit followed by both, no curve to beat) and sampler against noise;
+    keeps and inpainting, distance against stock at the same denoise and images fixed / broken."""
+    md = ["## Summary", "", "| model | method | probes see | edits vs stock's frontier: above / below / within "
+          "(saturated) | edits, sampler vs noise on the frontier: ahead / behind / within | keep: dist vs stock, "
+          "fixed / broken | inpaint: dist vs stock, fixed / broken |", "|---|---|---|---|---|---|---|"]
+    families = (("inject 0.3 (1 or 5 probes)", "inject"), ("screen m=4", "screen"))
+    for kind, k in res["kinds"].items():
+        for (fam, prefix), pi in ((f, pi) for f in families for pi in PROBE_INPUTS):
+            rows = [a for a in k["analysis"] if a["probe_input"] == pi and a["method"].startswith(prefix)]
+            if not rows:
+                continue
+            ed = [a for a in rows if a["scenario"] == "edit"]
+            sat = [a for a in ed if a["frontier"]["ci"] == [0.0, 0.0]]
+            c = {s: sum(_sign(a["frontier"]["ci"]) == s for a in ed if a not in sat) for s in ("above", "below", "within")}
+            cells = [kind, fam, pi, f"{c['above']} / {c['below']} / {c['within']} ({len(sat)})"]
+            if pi == "sampler":
+                g = [a["vs_noise"]["gap_ci"] for a in ed if a not in sat]
+                cells.append(" / ".join(str(sum(_sign(x) == s for x in g)) for s in ("above", "below", "within")))
+            else:
+                cells.append("")
+            for scen in ("keep", "inpaint"):
+                v = [a["vs_stock"] for a in rows if a["scenario"] == scen]
+                cells.append(f"{min(x['dist'] for x in v):+.3f} .. {max(x['dist'] for x in v):+.3f}, "
+                             f"{sum(x['fixed'] for x in v)} / {sum(x['broken'] for x in v)}")
+            md.append("| " + " | ".join(cells) + " |")
+    return md + ["", "Per setting, below: every number with its interval.", ""]
 
 
 # --------------------------------------------------------------------------- main

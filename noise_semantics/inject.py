@@ -48,11 +48,6 @@ class NoiseSemanticInject(io.ComfyNode):
                                      "and keep the one that already agrees best with the prompt. 1 = off (default). "
                                      "Try 4 below your usual cfg, where it beat raising CFG. Costs 2 x candidates x "
                                      "probes evaluations per image, in one batched call; needs a negative prompt."),
-                io.Combo.Input("probe_input", options=list(core.PROBE_INPUTS), default="noise", optional=True,
-                               tooltip="What the probes show the model for img2img and inpainting. noise: the "
-                                       "noise alone (the paper's). sampler: what the sampler sees at the probe's "
-                                       "time (the input latent noised to it, the kept pixels where a mask keeps "
-                                       "them). Same result for txt2img."),
             ],
             outputs=[io.Model.Output(
                 tooltip="The model, patched so that every sampler using it starts from the injected noise.")],
@@ -60,7 +55,7 @@ class NoiseSemanticInject(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, strength, decorrelate=True, schedule=None, direction="guided",
-                candidates=1, probe_input="noise") -> io.NodeOutput:
+                candidates=1) -> io.NodeOutput:
         core.check_strength(strength, node=TITLE)
         if schedule is None:
             schedule = core.DEFAULT_SCHEDULE
@@ -74,13 +69,9 @@ class NoiseSemanticInject(io.ComfyNode):
         if int(candidates) < 1:
             raise core.NoiseSemanticsError(f"[{TITLE}] input 'candidates' is {candidates}. Fix: use 1 (no "
                                            f"screening) or more")
-        if probe_input not in core.PROBE_INPUTS:
-            raise core.NoiseSemanticsError(f"[{TITLE}] input 'probe_input' is {probe_input!r}. Fix: choose one of "
-                                           f"{', '.join(core.PROBE_INPUTS)}")
         return io.NodeOutput(patch.patched(model, "inject", {"strength": float(strength),
                                                              "decorrelate": bool(decorrelate),
                                                              "schedule": schedule, "direction": direction,
-                                                             "candidates": int(candidates),
-                                                             "probe_input": probe_input}))
+                                                             "candidates": int(candidates)}))
 
     patch = execute  # the V1 method name, for scripts that call the class directly (as ComfyUI's FreeU keeps)

@@ -66,10 +66,16 @@ def _needs_branches(settings: dict) -> bool:
 
 
 def sampler_start(guider, extra_args, sigmas, latent_image, denoise_mask, settings: dict):
-    """core.SamplerStart for input-aware probes (``probe_input`` 'sampler'), built from the model's own
-    rules, or None: probes then see the noise alone. An empty input latent without a mask (txt2img)
-    gives None too, so txt2img is the same under both settings."""
-    if settings.get("probe_input", "noise") != "sampler" or latent_image is None:
+    """core.SamplerStart for input-aware probes, built from the model's own rules, or None: the probes
+    then see the noise alone (the node's behaviour). Not a node input: measured on img2img and
+    inpainting (benchmarks/img2img.py), it did not earn one (docs/method.md); the setting
+    ``probe_input`` = 'sampler' in the inject settings (``patched``) is how the benchmark and the tests
+    reach it. An empty input latent without a mask (txt2img) gives None under both settings."""
+    probe_input = settings.get("probe_input", "noise")
+    if probe_input not in core.PROBE_INPUTS:
+        raise core.NoiseSemanticsError(f"[Noise Semantic Inject] setting 'probe_input' is {probe_input!r}. Fix: "
+                                       f"use one of {', '.join(core.PROBE_INPUTS)}")
+    if probe_input != "sampler" or latent_image is None:
         return None
     if denoise_mask is None and torch.count_nonzero(latent_image) == 0:
         return None

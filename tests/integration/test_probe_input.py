@@ -14,7 +14,9 @@ import probes
 import tiny_models
 
 Inject = nodes.NODE_CLASS_MAPPINGS["NoiseSemanticInject"]
-core = importlib.import_module(Inject.__module__.rsplit(".", 1)[0] + ".core")  # the pack as ComfyUI loaded it
+PACK = Inject.__module__.rsplit(".", 1)[0]  # the pack as ComfyUI loaded it
+core = importlib.import_module(PACK + ".core")
+patch = importlib.import_module(PACK + ".patch")
 SEED = 77
 SCHED = core.make_schedule(2, 0.5, 1.0, weighting="uniform")  # tau 1 (sigma_max) and tau 0.5
 
@@ -45,7 +47,9 @@ def expected(family, rec, z, mask, strength):
 
 
 def run(family, probe_input, source, mask=None, denoise=1.0, strength=0.7):
-    m = Inject().patch(tiny_models.make_model(family), strength, True, SCHED, "guided", 1, probe_input)[0]
+    m = Inject().patch(tiny_models.make_model(family), strength, True, SCHED)[0]
+    # probe_input is the pack's setting, not a node input (docs/method.md): set it on the node's output
+    m = patch.patched(m, "inject", patch.settings_of(m.model_options)["inject"] | {"probe_input": probe_input})
     lat = {"samples": source} | ({"noise_mask": mask} if mask is not None else {})
     z = comfy.sample.prepare_noise(source, SEED)
     full_mask = None if mask is None else mask.expand_as(source)
@@ -87,5 +91,5 @@ def test_txt2img_is_the_same_under_both_probe_inputs(family):
 
 
 def test_bad_probe_input_names_the_fix():
-    with pytest.raises(ValueError, match=r"\[Noise Semantic Inject\] input 'probe_input'.*Fix: choose one of noise, sampler"):
-        Inject().patch(tiny_models.make_model("sdxl"), 0.5, True, None, "guided", 1, "latent")
+    with pytest.raises(ValueError, match=r"\[Noise Semantic Inject\] setting 'probe_input'.*Fix: use one of noise, sampler"):
+        run("sdxl", "latent", source("sdxl"), denoise=0.6)
