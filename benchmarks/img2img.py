@@ -1,6 +1,6 @@
 """Img2img and inpainting: should Inject's probes see the sampler's input?
 
-    .venv/bin/python -m benchmarks.img2img            # full run (~20 CPU min), writes results/img2img.{md,json}
+    .venv/bin/python -m benchmarks.img2img            # full run (~15 min on 2 shared CPU cores), writes results/img2img.{md,json}
     .venv/bin/python -m benchmarks.img2img --quick    # smoke run (seconds), writes img2img_quick.*
 
 Data: real 8x8 digits (scikit-learn's set, the digits demo models' training data), a fixed set of
