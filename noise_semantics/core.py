@@ -289,6 +289,56 @@ def conflict(cond_denoised: torch.Tensor, uncond_denoised: torch.Tensor, segment
     return 1.0 - torch.nn.functional.cosine_similarity(c, u, dim=1, eps=1e-12)
 
 
+PROBE_INPUTS = ("noise", "sampler")
+
+
+@dataclass
+class SamplerStart:
+    """What the sampler starts from besides the noise, for input-aware probes (img2img, inpainting).
+
+    ``latent`` is the input latent in model space ([B, ...], as the sampler holds it), ``mask`` the
+    sampler's denoise mask ([B, ...], 1 = generate, 0 = keep) or None. The three callables are the
+    model's own rules, handed in by the glue so this module stays ComfyUI-free:
+    ``noise_scaling(sigma [R], noise, latent)`` puts a latent at noise level sigma (ComfyUI's
+    ``model_sampling.noise_scaling``: eps ``latent + sigma * noise``, rectified flow
+    ``(1 - sigma) * latent + sigma * noise``); ``kept_scaling(sigma, noise, latent, x, mask)`` what
+    the kept region holds at sigma (``scale_latent_inpaint``; default: ``noise_scaling``);
+    ``mask_at(sigma, mask)`` a sigma-dependent mask (``denoise_mask_function``, e.g. Differential
+    Diffusion; default: the mask as is)."""
+    latent: torch.Tensor
+    noise_scaling: Callable
+    mask: torch.Tensor | None = None
+    kept_scaling: Callable | None = None
+    mask_at: Callable | None = None
+
+    def rows(self, t: torch.Tensor | None, n: int) -> torch.Tensor | None:
+        """``t`` [B, ...] repeated to n rows (n a multiple of B: probes x candidates x B, B fastest)."""
+        if t is None:
+            return None
+        return t.to(torch.float32).repeat((n // t.shape[0],) + (1,) * (t.ndim - 1))
+
+    def view(self, z: torch.Tensor, sigma: torch.Tensor) -> tuple:
+        """The sampler's view at one probe (every row at the same ``sigma`` [R]): the model input
+        ``x`` in sampler coordinates, as KSamplerX0Inpaint builds it for a sampler that started at
+        sigma with noise z, and the mask to blend the prediction with (None without a mask)."""
+        n = z.shape[0]
+        lat = self.rows(self.latent, n)
+        x = self.noise_scaling(sigma, z, lat).to(torch.float32)
+        mask = self.rows(self.mask, n)
+        if mask is None:
+            return x, None
+        if self.mask_at is not None:
+            mask = self.mask_at(sigma, mask).to(torch.float32)
+        kept = (self.kept_scaling or (lambda s, nz, lt, xx, m: self.noise_scaling(s, nz, lt)))(sigma, z, lat, x, mask)
+        return mask * x + (1.0 - mask) * kept.to(torch.float32), mask
+
+    def blend(self, d: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """The sampler's denoised prediction: the model's where it generates, the input where it keeps."""
+        if mask is None:
+            return d
+        return d.to(torch.float32) * mask + self.rows(self.latent, d.shape[0]) * (1.0 - mask)
+
+
 @dataclass
 class Probes:
     """What the probes found, per sample (dim 0 = the probed noises), aggregated with the temporal
@@ -306,12 +356,18 @@ def run_probes(z: torch.Tensor, schedule: TemporalSchedule,
                sigma_of_tau: Callable[[float], float], c_in: Callable[[torch.Tensor], torch.Tensor],
                predict: Callable, branches: bool = False, chunk: int | None = None,
                on_chunk: Callable[[int], None] | None = None, node: str = "Noise Semantic Inject",
-               segments=None) -> Probes:
+               segments=None, start: "SamplerStart | None" = None) -> Probes:
     """Runs every probe of nonzero weight through ``predict(x, sigma)`` in batches of ``chunk``
     probes x N noises (k-major, so per-sample conditioning repeats cleanly) and streams the TPW
     sums, so peak extra memory is one chunk of probes. ``predict`` returns the guided denoised
     prediction D, or with ``branches`` a tuple (D, D_cond, D_uncond). ``sigma_of_tau(tau)`` gives
-    the probe's sigma, ``c_in(sigma)`` the network's input scaling per sample ([N] -> [N])."""
+    the probe's sigma, ``c_in(sigma)`` the network's input scaling per sample ([N] -> [N]).
+
+    Probe input: without ``start``, the network sees the noise itself, ``x_k = z / c_in(sigma_k)``
+    (the paper's pred(z, t_k, y)). With ``start`` (input-aware probes), it sees what the sampler
+    would see had it started at sigma_k from the same noise: ``start.view`` (the input latent noised
+    to sigma_k, the known latent where a mask keeps it), and D is blended with the input where the
+    mask keeps it, as the sampler's own prediction is. Either way ``s_k = (D_k - x_k) / sigma_k``."""
     live = [(t, w) for t, w in zip(schedule.taus, schedule.weights) if w != 0.0]
     norm = math.sqrt(sum(w * w for _, w in live))
     wsum = sum(w for _, w in live)
@@ -321,12 +377,20 @@ def run_probes(z: torch.Tensor, schedule: TemporalSchedule,
     if branches:
         out.prompt = torch.zeros_like(out.guided)
         out.conflict = torch.zeros(B, dtype=torch.float32, device=z.device)
-    for start in range(0, len(live), chunk):
-        part = live[start:start + chunk]
+    for first in range(0, len(live), chunk):
+        part = live[first:first + chunk]
         sig = torch.tensor([sigma_of_tau(t) for t, _ in part], dtype=torch.float32, device=z.device)
         sig = sig.repeat_interleave(B)
         x_in = z.to(torch.float32).repeat((len(part),) + (1,) * (z.ndim - 1))
-        x_in = x_in / c_in(sig).reshape((-1,) + (1,) * (z.ndim - 1))
+        mask = None
+        if start is None:
+            x_in = x_in / c_in(sig).reshape((-1,) + (1,) * (z.ndim - 1))
+        else:
+            # one probe time at a time: the model's noise_scaling takes one max-denoise flag per call
+            views = [start.view(x_in[i * B:(i + 1) * B], sig[i * B:(i + 1) * B]) for i in range(len(part))]
+            x_in = torch.cat([v[0] for v in views], 0)
+            mask = None if views[0][1] is None else torch.cat([v[1] for v in views], 0)
+            del views
         pred = predict(x_in.to(z.dtype), sig)
         out.calls += 1
         d, dc, du = pred if branches else (pred, None, None)
@@ -335,6 +399,8 @@ def run_probes(z: torch.Tensor, schedule: TemporalSchedule,
                 check_finite(t, node, "the model's prediction at a probe",
                              "the model produced NaN/inf from this noise; try another model precision "
                              "(fp32/bf16) or other probe times")
+        if mask is not None:
+            d, dc, du = (None if t is None else start.blend(t, mask) for t in (d, dc, du))
         s = semantic_direction(d.to(torch.float32), x_in, sig)
         for i, (_, w) in enumerate(part):
             rows = slice(i * B, (i + 1) * B)
@@ -363,7 +429,8 @@ def refine_inject(z: torch.Tensor, schedule: TemporalSchedule, strength: float,
                   predict: Callable, chunk: int | None = None,
                   on_chunk: Callable[[int], None] | None = None, decorrelated: bool = True,
                   direction: str = "guided", candidates: Sequence[torch.Tensor] | None = None,
-                  node: str = "Noise Semantic Inject", segments=None) -> torch.Tensor:
+                  node: str = "Noise Semantic Inject", segments=None,
+                  start: "SamplerStart | None" = None) -> torch.Tensor:
     """Semantic Injection, with two options beyond the paper:
 
     * ``direction="prompt"`` injects the probes' prompt-specific part, sum_k w_k (D_cond - D_uncond),
@@ -377,7 +444,9 @@ def refine_inject(z: torch.Tensor, schedule: TemporalSchedule, strength: float,
 
     ``segments`` (packed latents): the probes see the whole packed noise, one model call for all
     sub-latents; each sample keeps one candidate for all of its sub-latents (the joint noise that
-    was probed), scored by the mean of the sub-latents' conflicts; the mix is per sub-latent."""
+    was probed), scored by the mean of the sub-latents' conflicts; the mix is per sub-latent.
+
+    ``start`` makes the probes input-aware (img2img, inpainting; see ``run_probes``)."""
     check_strength(strength, node)
     if direction not in DIRECTIONS:
         raise _fail(node, f"input 'direction' is {direction!r}", f"choose one of {', '.join(DIRECTIONS)}")
@@ -387,7 +456,7 @@ def refine_inject(z: torch.Tensor, schedule: TemporalSchedule, strength: float,
     check_finite(z, node, "the noise to refine", "check the sampler's noise source and the Erase node before it")
     branches = screening or direction != "guided"
     zs = torch.cat(list(candidates), 0) if screening else z
-    p = run_probes(zs, schedule, sigma_of_tau, c_in, predict, branches, chunk, on_chunk, node, segments)
+    p = run_probes(zs, schedule, sigma_of_tau, c_in, predict, branches, chunk, on_chunk, node, segments, start)
     B = z.shape[0]
     if screening:
         m = len(candidates)

@@ -67,7 +67,43 @@ def _needs_branches(settings: dict) -> bool:
     return settings.get("direction", "guided") != "guided" or settings.get("candidates", 1) > 1
 
 
-def run_injection(guider, extra_args, z: torch.Tensor, settings: dict, candidates=None, segments=None) -> tuple:
+def sampler_start(guider, extra_args, sigmas, latent_image, denoise_mask, settings: dict):
+    """core.SamplerStart for input-aware probes, built from the model's own rules, or None: the probes
+    then see the noise alone (the node's behaviour). Not a node input: measured on img2img and
+    inpainting (benchmarks/img2img.py), it did not earn one (docs/method.md); the setting
+    ``probe_input`` = 'sampler' in the inject settings (``patched``) is how the benchmark and the tests
+    reach it. An empty input latent without a mask (txt2img) gives None under both settings."""
+    probe_input = settings.get("probe_input", "noise")
+    if probe_input not in core.PROBE_INPUTS:
+        raise core.NoiseSemanticsError(f"[Noise Semantic Inject] setting 'probe_input' is {probe_input!r}. Fix: "
+                                       f"use one of {', '.join(core.PROBE_INPUTS)}")
+    if probe_input != "sampler" or latent_image is None:
+        return None
+    if denoise_mask is None and torch.count_nonzero(latent_image) == 0:
+        return None
+    model = guider.inner_model
+    ms = model.model_sampling
+    sigma_max = float(ms.sigma_max)
+
+    def noise_scaling(sig, noise, latent):
+        # the sampler's own rule for its first sigma: full-variance noise at sigma_max (max_denoise)
+        top = float(sig[0])
+        return ms.noise_scaling(sig, noise, latent, max_denoise=math.isclose(top, sigma_max, rel_tol=1e-5)
+                                or top > sigma_max)
+
+    def kept_scaling(sig, noise, latent, x, mask):
+        return model.scale_latent_inpaint(x=x, sigma=sig, noise=noise, latent_image=latent, denoise_mask=mask)
+
+    mask_at = None
+    fn = extra_args["model_options"].get("denoise_mask_function")
+    if fn is not None and denoise_mask is not None:
+        def mask_at(sig, mask):
+            return fn(sig, mask, extra_options={"model": guider, "sigmas": sigmas})
+    return core.SamplerStart(latent_image, noise_scaling, denoise_mask, kept_scaling, mask_at)
+
+
+def run_injection(guider, extra_args, z: torch.Tensor, settings: dict, candidates=None, segments=None,
+                  start=None) -> tuple:
     node = "Noise Semantic Inject"
     schedule = settings["schedule"]
     strength = settings["strength"]
@@ -134,7 +170,7 @@ def run_injection(guider, extra_args, z: torch.Tensor, settings: dict, candidate
             out = core.refine_inject(z, schedule, strength, sigma_of_tau, c_in, predict, chunk=chunk,
                                      on_chunk=pbar.update, decorrelated=settings.get("decorrelate", True),
                                      direction=settings.get("direction", "guided"), candidates=candidates,
-                                     node=node, segments=segments)
+                                     node=node, segments=segments, start=start)
             return out, calls[0], chunk
         except torch.OutOfMemoryError:
             if chunk == 1:
@@ -202,7 +238,9 @@ def refine_noise_wrapper(executor, guider, sigmas, extra_args, callback, noise, 
     if inject_s is not None and inject_s["strength"] == 0 and m == 1:
         notes.append("inject strength 0: no change")
     elif inject_s is not None:
-        z, calls, chunk = run_injection(guider, extra_args, z, inject_s, cands if m > 1 else None, segments)
+        z, calls, chunk = run_injection(guider, extra_args, z, inject_s, cands if m > 1 else None, segments,
+                                        sampler_start(guider, extra_args, sigmas, latent_image, denoise_mask,
+                                                      inject_s))
         what = f"screened {m} candidate noises, " if m > 1 else ""
         notes.append(f"{what}injected strength {inject_s['strength']:g} ({inject_s.get('direction', 'guided')}) "
                      f"from {len(inject_s['schedule'])} probe(s) in {calls} guided call(s) of up to {chunk} probe(s)")

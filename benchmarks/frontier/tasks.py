@@ -18,11 +18,15 @@ class DigitsTask:
     kinds = ("eps", "flow")
     sampler = {"eps": ("euler", "normal"), "flow": ("euler", "simple")}
 
+    _judge = None  # (classifier, held-out accuracy): deterministic, so fitted once per process
+
     def __init__(self):
         sys.path.insert(0, str(ROOT / "demo"))
         import demo_nodes
         self.dm = demo_nodes.demo_models()
-        self.clf, self.judge_acc = self.dm.train_classifier()
+        if DigitsTask._judge is None:
+            DigitsTask._judge = self.dm.train_classifier()
+        self.clf, self.judge_acc = DigitsTask._judge
         self._emb = {}
 
     def load(self, kind):
