@@ -49,7 +49,8 @@ class Family:
     extra_sd: Callable | None = None
     # Where the structure of the config differs by host (FluxParams grew a required field in 0.33).
     fix_config: Callable | None = None
-    notes: str = ""
+    # False: the pack's Inject refuses this model (noise_semantics.patch.partial_latent); Erase only.
+    inject: bool = True
     latent_extra: dict = field(default_factory=dict)
 
     def config_cls(self):
@@ -104,7 +105,8 @@ def _sdxl_cond(gen, b):
 
 
 def _pooled_none(gen, b):
-    # Chroma has no CLIP: its (T5-only) text encoder returns pooled_output None, which Flux's encode_adm reads.
+    # Chroma and HunyuanVideo 1.5 have no CLIP: their text encoders return pooled_output None, which
+    # encode_adm reads.
     return [[_ctx(gen, b), {"pooled_output": None}]]
 
 
@@ -246,6 +248,15 @@ _F = [
                 use_cond_type_embedding=False, vision_in_dim=None),
            (16, 2, 8, 8), _pooled(TXT, guidance=6.0),
            fix_config=_fields_fix("comfy.ldm.hunyuan_video.model", "HunyuanVideoParams", meanflow_sum=False)),
+    Family("hunyuan_video15", "HunyuanVideo 1.5", "video", "HunyuanVideo15",
+           # 32-channel latent; the input adds the (here empty) start-image latent and its mask: 32 + 32 + 1.
+           # No vision projection (vision_in_dim None): it only reads an optional CLIP-vision output.
+           dict(image_model="hunyuan_video", in_channels=65, out_channels=32, patch_size=[1, 1, 1], vec_in_dim=None,
+                axes_dim=[8, 8, 8], meanflow=False, context_in_dim=TXT, hidden_size=48, mlp_ratio=2.0, num_heads=2,
+                depth=1, depth_single_blocks=1, theta=256, qkv_bias=True, byt5=False, guidance_embed=False,
+                use_cond_type_embedding=True, vision_in_dim=None),
+           (32, 2, 8, 8), _pooled_none,
+           fix_config=_fields_fix("comfy.ldm.hunyuan_video.model", "HunyuanVideoParams", meanflow_sum=False)),
     Family("ltxv", "LTX-Video", "video", "LTXV",
            dict(image_model="ltxv", in_channels=128, cross_attention_dim=48, attention_head_dim=24,
                 num_attention_heads=2, caption_channels=TXT, num_layers=1),
@@ -269,6 +280,12 @@ _F = [
            dict(image_model="hunyuan3d2_1", in_channels=64, context_dim=TXT, hidden_size=48, mlp_ratio=2.0,
                 num_heads=2, depth=1, qkv_bias=False, guidance_cond_proj_dim=None, num_moe_layers=0),
            (64, 32), _plain),
+    Family("trellis2", "TRELLIS.2 (structure stage)", "3d", "Trellis2",
+           # num_heads is forced to 12 by the config class (unet_extra_config). The dense sparse-structure
+           # stage: EmptyTrellis2LatentStructure's [B, 32, 16, 16, 16], of which the model reads 8 channels.
+           dict(image_model="trellis2", resolution=16, in_channels=32, out_channels=32, model_channels=48,
+                cond_channels=TXT, num_blocks=1, mlp_ratio=2.0),
+           (32, 16, 16, 16), lambda gen, b: [[_ctx(gen, b), {"embeds": _ctx(gen, b)}]], inject=False),
     # ------------------------------------------------------------------ audio
     Family("stable_audio", "Stable Audio Open", "audio", "StableAudio",
            dict(audio_model="dit1.0", io_channels=64, embed_dim=64, depth=1, num_heads=1,
