@@ -72,11 +72,16 @@ class Family:
         config.set_inference_dtype(dtype, manual_cast)
         sd = self.extra_sd() if self.extra_sd is not None else {}
         model = config.get_model(sd, "")
+        net = model.diffusion_model
+        # Initialise in float32 (fp8 tensors cannot be initialised in place), then give every tensor back
+        # the dtype ComfyUI created it in: some layers are float32 whatever the model's dtype (WAN's
+        # patch embedding), as with a real checkpoint.
+        made = {k: t.dtype for k, t in list(net.named_parameters()) + list(net.named_buffers())}
         with torch.no_grad():
-            # init in float32, then cast: fp8 tensors cannot be initialised in place
-            model.diffusion_model.to(torch.float32)
-            model_init.init_weights(model.diffusion_model, seed)
-            model.diffusion_model.to(dtype)
+            net.to(torch.float32)
+            model_init.init_weights(net, seed)
+            for k, t in list(net.named_parameters()) + list(net.named_buffers()):
+                t.data = t.data.to(made[k])
         return model_init.patcher(model)
 
     def conditioning(self, seed: int = 0, batch: int = 1):
