@@ -275,7 +275,8 @@ _F = [
            dict(image_model="ltxv", in_channels=128, cross_attention_dim=48, attention_head_dim=24,
                 num_attention_heads=2, caption_channels=TXT, num_layers=1),
            (128, 2, 4, 4), _ltxv_cond),
-    Family("cosmos_predict2", "Cosmos-Predict2", "video", "CosmosT2IPredict2",
+    # Cosmos samples images as one-frame videos (5-D latent)
+    Family("cosmos_predict2", "Cosmos-Predict2 T2I", "image", "CosmosT2IPredict2",
            dict(image_model="cosmos_predict2", max_img_h=240, max_img_w=240, max_frames=128, in_channels=16,
                 out_channels=16, patch_spatial=2, patch_temporal=1, model_channels=48, num_blocks=1, num_heads=2,
                 concat_padding_mask=True, crossattn_emb_channels=TXT, pos_emb_cls="rope3d",
