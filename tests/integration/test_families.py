@@ -143,8 +143,9 @@ def test_trellis2_refuses_inject_and_erases_exactly():
     the real KSampler would start from and stops before the sampling loop."""
     fam = family("trellis2")
     base = fam.model()
-    with pytest.raises(ValueError,  # the pack loaded by ComfyUI has its own copy of NoiseSemanticsError
-                       match=r"\[Noise Semantic Inject\] input 'model': TRELLIS.2 reads only part.*Fix: set strength to 0"):
+    # ValueError: the pack as ComfyUI loads it has its own copy of NoiseSemanticsError (a ValueError)
+    refused = r"\[Noise Semantic Inject\] input 'model': TRELLIS.2 reads only part.*Fix: set strength to 0"
+    with pytest.raises(ValueError, match=refused):
         node("NoiseSemanticInject", model=base, strength=0.5, decorrelate=True)
     node("NoiseSemanticInject", model=base, strength=0.0, decorrelate=True, candidates=2)  # screening: allowed
     seen = []

@@ -94,7 +94,8 @@ def test_low_precision_weights_probe_like_the_sampler_and_keep_float32_noise(nam
     wdt, cast = WEIGHTS[weights]
     if cast == "auto":
         # What comfy.sd.load_diffusion_model_state_dict does with model_options={"dtype": wdt} on this device.
-        cast = comfy.model_management.unet_manual_cast(wdt, torch.device("cpu"), fam.config().supported_inference_dtypes)
+        cast = comfy.model_management.unet_manual_cast(wdt, torch.device("cpu"),
+                                                       fam.config().supported_inference_dtypes)
     base = fam.model(dtype=wdt, manual_cast=cast)
     compute = cast or wdt
     assert {p.dtype for p in base.model.diffusion_model.parameters()} <= {wdt, torch.float32}
