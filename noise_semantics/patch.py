@@ -18,6 +18,7 @@ import math
 
 import torch
 
+import comfy.model_base
 import comfy.model_management
 import comfy.patcher_extension
 import comfy.utils
@@ -29,8 +30,32 @@ OPTIONS_KEY = "noise_semantics"
 log = logging.getLogger("comfyui-noise-semantics")
 
 
+def partial_latent(model) -> str | None:
+    """Why this model reads only part of the latent it is sampled with, or None. There an injected
+    noise, standardized over the whole latent, is not a unit Gaussian sample where the model reads it
+    (the dead entries carry none of the semantic direction), so Inject refuses it; Erase and screening
+    keep every entry an i.i.d. Gaussian and stay exact.
+
+    TRELLIS.2 (ComfyUI 0.33): its dense structure stage samples EmptyTrellis2LatentStructure's
+    32 x 16^3 latent, but the model reads channels 0-7 and pads its output with 24 zero channels
+    (comfy/ldm/trellis2/model.py); its sparse stages pad every shape of a batch to the largest voxel
+    count and return zeros there."""
+    trellis2 = getattr(comfy.model_base, "Trellis2", None)
+    if trellis2 is not None and isinstance(getattr(model, "model", None), trellis2):
+        return ("TRELLIS.2 reads only part of its latent (8 of the 32 channels in its structure stage; "
+                "padded voxels in its sparse stages)")
+    return None
+
+
 def patched(model, part: str, settings: dict):
     """Clone ``model`` and set one part ('erase' or 'inject') of the refinement."""
+    if part == "inject" and settings.get("strength", 0) > 0:
+        why = partial_latent(model)
+        if why is not None:
+            raise core.NoiseSemanticsError(
+                f"[Noise Semantic Inject] input 'model': {why}, so an injected noise would not be a unit "
+                f"Gaussian sample where the model reads it. Fix: set strength to 0 (screening with candidates "
+                f"still works), or use Noise Semantic Erase alone, which is exact on this model")
     m = model.clone()
     topts = m.model_options.setdefault("transformer_options", {})
     cfg = dict(topts.get(OPTIONS_KEY, {}))
