@@ -113,13 +113,13 @@ def sample(model, family, lat, cond=None):
     return nodes.KSampler().sample(model, SEED, STEPS, CFG, "euler", "normal", pos, neg, lat, 1.0)[0]["samples"]
 
 
-def run_captured(model, family, lat, pack: Pack, cond=None, z0=None, label="combo"):
+def run_captured(model, family, lat, pack: Pack, cond=None, z0=None, label="combo", recompute=True):
     """Sample from a capture clone (innermost wrapper): (output, noise the sampler started from,
     expected refined noise recomputed inside the run, the sampler's sigmas, the probes' model_sampling)."""
     z0 = comfy.sample.prepare_noise(lat["samples"], SEED) if z0 is None else z0
 
     def inspect(rec):
-        return expected(rec, z0, pack), rec["guider"].inner_model.model_sampling
+        return expected(rec, z0, pack) if recompute else None, rec["guider"].inner_model.model_sampling
 
     out = sample(probes.capture(model, label, inspect=inspect), family, lat, cond)
     rec = probes.RECORDS[label][0]
@@ -357,3 +357,86 @@ def test_several_patches_on_one_wire_through_the_executor():
     assert not torch.allclose(last_noise, alone_noise)  # through the patched model
     assert not torch.allclose(last_out, alone_out) and not torch.allclose(last_out, others_out)
     assert torch.equal(last_noise, spread_noise) and torch.equal(last_out, spread_out)
+
+
+# ------------------------------------------------------------------ ComfyUI's context windows (long video)
+
+def context_windows(model, schedule_="standard_static", freenoise=False):
+    """WAN Context Windows on the tiny WAN: 6 latent frames in windows of 3 (9 real frames), overlap 1."""
+    cls = nodes.NODE_CLASS_MAPPINGS.get("WanContextWindowsManual")
+    if cls is None:
+        pytest.skip("node WanContextWindowsManual does not exist on this ComfyUI")
+    inputs = dict(model=model, context_length=9, context_overlap=4, context_schedule=schedule_, context_stride=1,
+                  closed_loop=False, fuse_method="pyramid")
+    if "freenoise" in cls.INPUT_TYPES()["required"]:
+        inputs["freenoise"] = freenoise
+    elif freenoise:
+        pytest.skip("WanContextWindowsManual has no FreeNoise on this ComfyUI")
+    return node("WanContextWindowsManual", **inputs)
+
+
+def video():
+    return {"samples": torch.zeros(tiny_models.latent_shape("wan", frames=6))}
+
+
+def test_context_windows_in_both_orders():
+    """The probes go through the context windows like every sampler step, one row per call (the
+    windows take one timestep per call), each looked up among the sampler's sigmas."""
+    family, pack = "wan", Pack(erase=2, strength=0.5, candidates=2)
+    base = tiny_models.make_model(family)
+    lat = video()
+    stock_noise = comfy.sample.prepare_noise(lat["samples"], SEED)
+    assert not torch.allclose(sample(context_windows(base), family, lat), sample(base, family, lat))
+    pack_out, pack_noise, *_ = run_captured(pack.apply(base), family, lat, pack, label="pack")
+    runs = {}
+    for order in ORDERS:
+        model = context_windows(pack.apply(base)) if order == "pack_first" else pack.apply(context_windows(base))
+
+        def inspect(rec):
+            # The recomputation's own probe calls need their sigma among the sampler's (0.3.75's
+            # windows stop on a sigma they cannot find); the static schedule ignores the step.
+            topts = rec["extra_args"]["model_options"]["transformer_options"]
+            sig, ms = topts["sample_sigmas"], rec["guider"].inner_model.model_sampling
+            probe = [min(float(ms.percent_to_sigma(1 - t)), float(ms.sigma_max)) for t in schedule().taus]
+            topts["sample_sigmas"] = torch.cat([sig, torch.tensor(probe, dtype=sig.dtype)])
+            try:
+                return expected(rec, stock_noise, pack)
+            finally:
+                topts["sample_sigmas"] = sig
+
+        out = sample(probes.capture(model, order, inspect=inspect), family, lat)
+        rec = probes.RECORDS[order][0]
+        runs[order] = (out, rec["noise"])
+        assert not torch.allclose(rec["noise"], stock_noise)
+        assert torch.allclose(rec["noise"], rec["inspect"], atol=2e-4), float((rec["noise"] - rec["inspect"]).abs().max())
+        assert not torch.allclose(rec["noise"], pack_noise)  # the probes went through the windows
+        assert not torch.allclose(out, pack_out)  # the windows still apply
+    assert torch.equal(runs["pack_first"][1], runs["pack_last"][1]) and torch.equal(runs["pack_first"][0],
+                                                                                    runs["pack_last"][0])
+
+
+def _freenoise_copies(noise, length=3):
+    """FreeNoise (context length 3, overlap 1) fills every frame past the first window with a copy of
+    an earlier frame."""
+    frames = noise.shape[2]
+    return all(any(torch.equal(noise[:, :, t], noise[:, :, s]) for s in range(t)) for t in range(length, frames))
+
+
+def test_freenoise_sees_the_refined_noise_only_after_the_pack():
+    """0.33's WAN Context Windows with FreeNoise is ComfyUI's own SAMPLER_SAMPLE wrapper (a patcher
+    wrapper): after the pack on the wire it reshuffles the refined noise; before it, the pack refines
+    the reshuffled noise and its copies are gone (README "Combining with other patches")."""
+    family, pack = "wan", Pack(erase=2, strength=0.5)
+    base = tiny_models.make_model(family)
+    lat = video()
+    stock_noise = comfy.sample.prepare_noise(lat["samples"], SEED)
+    models = {"after": context_windows(pack.apply(base), freenoise=True),
+              "before": pack.apply(context_windows(base, freenoise=True)),
+              "plain": context_windows(pack.apply(base))}
+    after, before, plain_noise = (run_captured(models[k], family, lat, pack, label=k, recompute=False)[1]
+                                  for k in ("after", "before", "plain"))
+    assert not _freenoise_copies(stock_noise) and not _freenoise_copies(plain_noise)
+    assert _freenoise_copies(after)  # FreeNoise acted on the refined noise ...
+    assert torch.equal(after[:, :, :3], plain_noise[:, :, :3])  # ... whose first window it keeps
+    assert not _freenoise_copies(before)  # the pack refined FreeNoise's output: no copies left
+    assert not torch.allclose(before, after)
