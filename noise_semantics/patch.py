@@ -77,6 +77,19 @@ def one_row_per_call(predict):
     return run
 
 
+def without_step_cache(model_options: dict, model_sampling) -> dict:
+    """ComfyUI's EasyCache and LazyCache nodes keep a step cache in ``transformer_options["easycache"]``
+    and skip a model call when it looks like the previous one: they take every call for a sampling
+    step. A probe is not one. Each probe call gets an empty cache of the same settings (the node's own
+    clone), so the probes are computed in full and the sampler's cache starts as it would without them."""
+    cache = model_options.get("transformer_options", {}).get("easycache")
+    if cache is None or not hasattr(cache, "clone") or not hasattr(cache, "prepare_timesteps"):
+        return model_options
+    out = dict(model_options)
+    out["transformer_options"] = dict(out["transformer_options"], easycache=cache.clone().prepare_timesteps(model_sampling))
+    return out
+
+
 def run_injection(guider, extra_args, z: torch.Tensor, settings: dict, candidates=None) -> tuple:
     node = "Noise Semantic Inject"
     schedule = settings["schedule"]
@@ -131,7 +144,7 @@ def run_injection(guider, extra_args, z: torch.Tensor, settings: dict, candidate
         comfy.model_management.throw_exception_if_processing_interrupted()
         calls[0] += 1
         try:
-            d = guider(x, sig, model_options=model_options, seed=extra_args.get("seed"))
+            d = guider(x, sig, model_options=without_step_cache(model_options, ms), seed=extra_args.get("seed"))
         except comfy.model_management.InterruptProcessingException:
             raise
         except torch.OutOfMemoryError:
