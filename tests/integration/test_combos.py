@@ -21,6 +21,7 @@ import pytest
 import safetensors.torch
 import torch
 
+import comfy.patcher_extension as pe
 import comfy.sample
 import folder_paths
 import nodes
@@ -440,3 +441,44 @@ def test_freenoise_sees_the_refined_noise_only_after_the_pack():
     assert torch.equal(after[:, :, :3], plain_noise[:, :, :3])  # ... whose first window it keeps
     assert not _freenoise_copies(before)  # the pack refined FreeNoise's output: no copies left
     assert not torch.allclose(before, after)
+
+
+# ------------------------------------------------------------------ step caches (EasyCache, LazyCache)
+
+def starting_from(model, noise):
+    """A clone whose sampler starts from ``noise`` (a test-only SAMPLER_SAMPLE wrapper): the run the
+    sampler would make from the refined noise with no probes before it."""
+    def wrapper(executor, guider, sigmas, extra_args, callback, _noise, *args):
+        return executor(guider, sigmas, extra_args, callback, noise.clone(), *args)
+    m = model.clone()
+    m.add_wrapper_with_key(pe.WrappersMP.SAMPLER_SAMPLE, "nsp_test_fixed_noise", wrapper)
+    return m
+
+
+@pytest.mark.parametrize("cache,family", [("EasyCache", "flux"), ("LazyCache", "sdxl")])
+def test_step_cache_does_not_take_the_probes_for_steps(cache, family):
+    """EasyCache and LazyCache skip a model call that looks like the previous one. The probes are not
+    sampling steps: they are computed in full, and the sampler's cache then behaves exactly as it
+    would from the refined noise alone."""
+    pack = Pack(erase=2, strength=0.5)
+    cached = lambda m: node(cache, model=m, reuse_threshold=0.5, start_percent=0.0, end_percent=1.0, verbose=False)
+    base = tiny_models.make_model(family)
+    lat = empty(family)
+    steps = 8  # enough steps for the cache to skip some
+
+    def run(model, label):
+        pos, neg = conditioning(family)
+        m = probes.capture(model, label)
+        out = nodes.KSampler().sample(m, SEED, steps, CFG, "euler", "normal", pos, neg, lat, 1.0)[0]["samples"]
+        return out, probes.RECORDS[label][0]["noise"]
+
+    _, pack_noise = run(pack.apply(base), "pack")
+    stock_cached, _ = run(cached(base), "cache")
+    assert not torch.allclose(stock_cached, run(base, "stock")[0])  # the cache skips steps here
+    runs = {order: run(cached(pack.apply(base)) if order == "pack_first" else pack.apply(cached(base)), order)
+            for order in ORDERS}
+    from_refined, _ = run(cached(starting_from(base, pack_noise)), "from_refined")
+    for order, (out, noise) in runs.items():
+        assert torch.equal(noise, pack_noise), order  # probes computed in full
+        assert torch.equal(out, from_refined), order  # the sampler's cache untouched by the probes
+    assert torch.equal(runs["pack_first"][0], runs["pack_last"][0])
