@@ -1,6 +1,8 @@
 """The pack together with the patches users already chain (issue 8, part 3): a LoRA, FreeU / FreeU_V2,
 Perturbed-Attention Guidance, ModelSamplingSD3 / ModelSamplingFlux, Differential Diffusion with an
-inpainting mask, a ControlNet on the conditioning, and another pack's SAMPLER_SAMPLE wrapper.
+inpainting mask, a ControlNet on the conditioning, another pack's SAMPLER_SAMPLE wrapper, several of
+them on one wire through the executor, and (found here) WAN Context Windows with and without
+FreeNoise, EasyCache and LazyCache.
 
 Every other patch is ComfyUI's real node (a missing node is skipped by name, per host), on the tiny
 real models of tests/tiny_models.py, sampled by the real KSampler. For each combination, with the pack
@@ -8,8 +10,8 @@ before and after the other patch on the MODEL wire:
   (a) the refinement applies: the noise the sampler starts from differs from stock and equals an
       independent recomputation through the combined model's own guider;
   (b) the other patch still works: pack + patch != pack alone, and patch alone != stock;
-  (c) the order on the wire changes nothing, except where the README says it does (another pack's
-      SAMPLER_SAMPLE wrapper; README "Combining with other patches").
+  (c) the order on the wire changes nothing, except where the README says it does (another
+      SAMPLER_SAMPLE wrapper, FreeNoise included; README "Combining with other patches").
 """
 from __future__ import annotations
 
