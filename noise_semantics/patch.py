@@ -127,6 +127,31 @@ def sampler_start(guider, extra_args, sigmas, latent_image, denoise_mask, settin
     return core.SamplerStart(latent_image, noise_scaling, denoise_mask, kept_scaling, mask_at)
 
 
+def one_row_per_call(predict):
+    """ComfyUI's context windows (the Context Windows and WAN Context Windows nodes) take one timestep
+    per model call: on 0.3.75 and 0.33 a batch of two fails even in stock sampling. With them on, the
+    probe batch (probes x candidates x samples) goes through the model one row at a time."""
+    def run(x, sig):
+        outs = [predict(x[i:i + 1], sig[i:i + 1]) for i in range(x.shape[0])]
+        if isinstance(outs[0], tuple):
+            return tuple(torch.cat(parts, 0) for parts in zip(*outs))
+        return torch.cat(outs, 0)
+    return run
+
+
+def without_step_cache(model_options: dict, model_sampling) -> dict:
+    """ComfyUI's EasyCache and LazyCache nodes keep a step cache in ``transformer_options["easycache"]``
+    and skip a model call when it looks like the previous one: they take every call for a sampling
+    step. A probe is not one. Each probe call gets an empty cache of the same settings (the node's own
+    clone), so the probes are computed in full and the sampler's cache starts as it would without them."""
+    cache = model_options.get("transformer_options", {}).get("easycache")
+    if cache is None or not hasattr(cache, "clone") or not hasattr(cache, "prepare_timesteps"):
+        return model_options
+    out = dict(model_options)
+    out["transformer_options"] = dict(out["transformer_options"], easycache=cache.clone().prepare_timesteps(model_sampling))
+    return out
+
+
 def run_injection(guider, extra_args, z: torch.Tensor, settings: dict, candidates=None, segments=None,
                   start=None) -> tuple:
     node = "Noise Semantic Inject"
@@ -161,6 +186,17 @@ def run_injection(guider, extra_args, z: torch.Tensor, settings: dict, candidate
         # percent_to_sigma(0) is a 'max denoise' sentinel (1e9) for discrete models: clamp.
         return min(float(ms.percent_to_sigma(1.0 - tau)), sigma_max)
 
+    windows = model_options.get("context_handler") is not None
+    own = model_options.get("transformer_options", {}).get("sample_sigmas")
+    if windows and own is not None:
+        # The context windows find the step by looking the call's sigma up in the sampler's sigmas
+        # (0.3.75 stops on a sigma it cannot find; 0.33 keeps whatever step the windows were left at): for
+        # the probe calls only, the probe sigmas follow the sampler's own.
+        probe = [sigma_of_tau(t) for t, w in zip(schedule.taus, schedule.weights) if w != 0.0]
+        model_options = dict(model_options)
+        model_options["transformer_options"] = dict(model_options["transformer_options"], sample_sigmas=torch.cat(
+            [own, torch.tensor(probe, dtype=own.dtype, device=own.device)]))
+
     def c_in(sig: torch.Tensor) -> torch.Tensor:
         one = torch.ones((sig.shape[0],) + (1,) * (z.ndim - 1), dtype=torch.float32, device=z.device)
         return ms.calculate_input(sig, one).reshape(sig.shape[0])
@@ -171,7 +207,7 @@ def run_injection(guider, extra_args, z: torch.Tensor, settings: dict, candidate
         comfy.model_management.throw_exception_if_processing_interrupted()
         calls[0] += 1
         try:
-            d = guider(x, sig, model_options=model_options, seed=extra_args.get("seed"))
+            d = guider(x, sig, model_options=without_step_cache(model_options, ms), seed=extra_args.get("seed"))
         except comfy.model_management.InterruptProcessingException:
             raise
         except torch.OutOfMemoryError:
@@ -192,7 +228,8 @@ def run_injection(guider, extra_args, z: torch.Tensor, settings: dict, candidate
         pbar = comfy.utils.ProgressBar(live)
         calls[0] = 0
         try:
-            out = core.refine_inject(z, schedule, strength, sigma_of_tau, c_in, predict, chunk=chunk,
+            out = core.refine_inject(z, schedule, strength, sigma_of_tau, c_in,
+                                     one_row_per_call(predict) if windows else predict, chunk=chunk,
                                      on_chunk=pbar.update, decorrelated=settings.get("decorrelate", True),
                                      direction=settings.get("direction", "guided"), candidates=candidates,
                                      node=node, segments=segments, start=start)
