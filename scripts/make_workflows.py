@@ -242,8 +242,8 @@ w.finish(ROOT / "workflows/flux1_dev_noise_semantics.json")
 w = WF(TPL / "comfyui_workflow_templates_media_video/templates/text_to_video_wan.json")
 note = ("Wan 2.1 text-to-video 1.3B with Noise Semantics.\n\n"
         "Wire: Load Diffusion Model -> ModelSamplingSD3 (shift 8) -> Noise Semantic Erase -> Noise Semantic "
-        "Inject -> KSampler. The nodes come after ModelSamplingSD3 so the probes use the same shifted sigmas as "
-        "the sampler (with shift 8, tau 0.5 is already sigma 0.89).\n\n"
+        "Inject -> KSampler. Either order with ModelSamplingSD3 gives the same result: the probes always use the "
+        "sampler's shifted sigmas (with shift 8, tau 0.5 is already sigma 0.89).\n\n"
         + common_text("CFG 6: prompt and negative prompt", 30) +
         "\nThe noise is the whole video latent (all frames at once): erase and inject act on it as one sample. "
         "A probe batch holds probes x 2 whole video latents; fewer probes make it lighter.")
