@@ -94,7 +94,7 @@ class LiveServer:
         return self.log_path.read_text(errors="replace")[-n:]
 
     def stop(self):
-        if self._loop is not None:
+        if self._ws_thread is not None and self._ws_thread.is_alive():
             self._loop.call_soon_threadsafe(self._stop_ws.set)
             self._ws_thread.join(timeout=10)
         if self.proc.poll() is None:

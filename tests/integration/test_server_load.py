@@ -25,7 +25,6 @@ import copy
 import io
 import math
 import time
-from pathlib import Path
 
 import pytest
 import torch
@@ -309,6 +308,7 @@ def test_a_mixed_load_drains_with_each_prompt_as_if_alone(server, references):
     assert len(queued) >= 200
 
     ids, refused = [], []
+    history_before = len(server.get_json("/history"))
     t0 = time.monotonic()
     for i, (kind, name) in enumerate(posts):
         status, body = server.queue(build(kind, name, f"b{i}"))
@@ -324,6 +324,8 @@ def test_a_mixed_load_drains_with_each_prompt_as_if_alone(server, references):
     assert server.alive() and server.get("/system_stats")[0] == 200
     # The worker records a prompt in /history just after its last message: the count follows.
     server.wait_for(lambda: server.queue_remaining() == 0, 30, "the queue to be empty")
+    # What validation refused never ran: /history gained exactly the queued prompts.
+    assert len(server.get_json("/history")) - history_before == len(ids)
 
     # Refused at validation: the node, the input and ComfyUI's reason; never queued.
     combo_where = {}
@@ -403,9 +405,10 @@ def _after_interrupt_runs_clean(server, references, label):
 
 
 def test_interrupt_during_probing_then_the_next_prompts_run_clean(server, references):
-    # Screening 8 candidates over 8 probes: 8 x 8 x 2 CFG branches = 128 rows per probe call, against 2
-    # per sampling step. The reporting loader's model announces each call as it starts.
-    p = graph(tag="int-probe", inject={"candidates": 8}, schedule={"probes": 8, "weighting": "uniform"},
+    # Screening 16 candidates over 16 probes: up to 16 x 16 x 2 CFG branches = 512 rows per probe call
+    # (fewer where probe_chunk splits it), against 2 per sampling step. The reporting loader's model
+    # announces each call as it starts and ends.
+    p = graph(tag="int-probe", inject={"candidates": 16}, schedule={"probes": 16, "weighting": "uniform"},
               size=64, loader="NSTestReportingLoader")
     status, body = server.queue(p)
     assert status == 200, body
@@ -418,8 +421,8 @@ def test_interrupt_during_probing_then_the_next_prompts_run_clean(server, refere
     t_probe = server.wait_for(lambda: next((t for t, rows, ph in calls() if rows > 2 and ph == "start"), None),
                               120, "the first probe call")
     t_int = server.interrupt(pid)
-    t_end, end, _ = server.wait_for(lambda: server.end_of(pid), 120, "the interrupted prompt to end")
-    assert end == "execution_interrupted", end
+    t_end, end, data = server.wait_for(lambda: server.end_of(pid), 120, "the interrupted prompt to end")
+    assert end == "execution_interrupted" and data["node_id"] == "8", (end, data)
     before = calls(until=t_int)
     assert before and before[-1][2] == "start" and before[-1][1] > 2, f"not inside a probe call: {before}"
     after = calls()[len(before):]
@@ -444,8 +447,8 @@ def test_interrupt_during_sampling_then_the_next_prompts_run_clean(server, refer
     server.wait_for(lambda: [e for e in _progress(server, pid) if e[2] == steps and e[1] >= 3], 120,
                     "sampling to be under way")
     t_int = server.interrupt(pid)
-    t_end, end, _ = server.wait_for(lambda: server.end_of(pid), 120, "the interrupted prompt to end")
-    assert end == "execution_interrupted", end
+    t_end, end, data = server.wait_for(lambda: server.end_of(pid), 120, "the interrupted prompt to end")
+    assert end == "execution_interrupted" and data["node_id"] == "8", (end, data)
     done = max(v for _, v, m in _progress(server, pid) if m == steps)
     assert done < steps, "the sampler ran to the end"
     entry = server.history(pid)
