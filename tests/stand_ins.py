@@ -14,8 +14,8 @@ VAE Decode and the image/video savers runs as shipped, in ComfyUI's real executo
 
 The VAEs are real ``comfy.sd.VAE`` objects, built from a state dict the way VAELoader builds them:
 TAESD (the tiny decoder VAELoader loads for "taesd"/"taesdxl"/"taef1") for SD1.5 and SDXL (4
-channels) and FLUX (16 channels), and the real WAN 2.1 VAE class (causal 3-D, 4x temporal upsampling) at width 8
-instead of 96 for WAN. Their weights are random: images mean nothing, but shapes, value range
+channels) and FLUX (16 channels), and the real WAN 2.1 VAE class (causal 3-D, 4x temporal
+upsampling) at width 8 instead of 96 for WAN. Their weights are random: images mean nothing, but shapes, value range
 and the whole decode path are ComfyUI's own.
 
 ``NSTestNoiseCapture`` (MODEL -> MODEL) registers a SAMPLER_SAMPLE wrapper that records the noise

@@ -26,11 +26,12 @@ are swapped for tiny stand-ins (tests/stand_ins.py); the latent size is shrunk (
 frames; img2img: the image scale node's megapixels set to its minimum, on a 64 x 64 test picture put
 in ComfyUI's input folder under the file name Load Image asks for, as a user uploads one);
 everything else runs as shipped, steps included. A capture node before each sampler
-records the noise the sampler receives: it must differ from ComfyUI's stock noise
-(comfy.sample.prepare_noise with the sampler's seed) and from the erased-only noise (noise_semantics/core.py
-erase() of the stock noise) in the first stage, be all zeros in a stage
-with add_noise disabled, and equal the stock noise when the pack's nodes are bypassed (control
-run, bypassed the way the frontend does it: node mode 4). Output files must exist.
+records the noise the sampler receives: in the first stage, at the nodes' defaults, it must equal
+ComfyUI's stock noise (comfy.sample.prepare_noise with the sampler's seed), and with Inject on differ
+from it and from the erased-only noise (noise_semantics/core.py erase() of the stock noise); it must
+be all zeros in a stage with add_noise disabled, and equal the stock noise when the pack's nodes
+are bypassed (control run, bypassed the way the frontend does it: node mode 4). Output files must
+exist, pictures at 8 x the sampled latent's size.
 
 The img2img edit workflow is the one file with Inject on (strength 0.3, the benchmark's niche; every
 other file keeps the nodes' defaults): its output must differ from the same graph at strength 0,
