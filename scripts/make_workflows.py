@@ -336,7 +336,7 @@ note = (
     f"- Noise Semantic Erase, samples = {E['samples']}: off; it was never above stock on the pack's "
     "text-to-image benchmarks and was not part of the img2img one (the paper uses 4).\n"
     "- Change the sampler's seed as usual: same seed, same result (the extra draws are made on the CPU).")
-erase, inject, sched, n = w.insert_ours(3, 280, -620, note, (920, -620), (660, 700), "SD1.5 img2img edit",
+erase, inject, sched, n = w.insert_ours(3, 280, -440, note, (920, -440), (660, 520), "SD1.5 img2img edit",
                                         inject={"strength": EDIT_STRENGTH})
-w.add_group("Noise Semantics (comfyui-noise-semantics)", (270, -660, 1320, 770))
+w.add_group("Noise Semantics (comfyui-noise-semantics)", (270, -480, 1320, 580))
 w.finish(ROOT / "workflows/sd15_img2img_edit_noise_semantics.json")
