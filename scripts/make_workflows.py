@@ -1,7 +1,8 @@
 """Build workflows/*.json from ComfyUI's official templates (pip packages
 comfyui-workflow-templates-media-image==0.3.17 / -media-video==0.3.12, downloaded into a temporary
 folder) by inserting the pack's nodes on the MODEL wire. Widget values of the pack's nodes come from
-the LIVE node definitions (defaults), so re-run this after the defaults change.
+the LIVE node definitions (defaults; the SD1.5 img2img edit sets Inject's strength), so re-run this
+after the defaults change.
 
     .venv/bin/python scripts/make_workflows.py
 
