@@ -4,17 +4,18 @@ workflow from ``workflows/`` runs end to end on the CPU in seconds.
 Only what needs model files is replaced; everything from the pack's nodes through the samplers,
 VAE Decode and the image/video savers runs as shipped, in ComfyUI's real executor:
 
-    CheckpointLoaderSimple  -> NSTestCheckpointLoader   tiny real model (tests/tiny_models.py), CLIP stand-in, tiny real VAE
+    CheckpointLoaderSimple  -> NSTestCheckpointLoader   tiny real model (tests/tiny_models.py; SD1.5: tests/families.py),
+                                                        CLIP stand-in, tiny real VAE
     UNETLoader              -> NSTestUNETLoader         tiny real model
     CLIPLoader, DualCLIPLoader -> NSTestCLIPLoader      a StandInCLIP (only knows its family)
     VAELoader               -> NSTestVAELoader          tiny real VAE
-    CLIPTextEncode          -> NSTestTextEncode         tiny conditioning of the family's shapes (tiny_models.make_conditioning)
+    CLIPTextEncode          -> NSTestTextEncode         tiny conditioning of the family's shapes (make_conditioning below)
     CLIPTextEncodeFlux      -> NSTestTextEncodeFlux     same, with the FLUX guidance value set
 
 The VAEs are real ``comfy.sd.VAE`` objects, built from a state dict the way VAELoader builds them:
-TAESD (the tiny decoder VAELoader loads for "taesdxl"/"taef1") for SDXL (4 channels) and FLUX
-(16 channels), and the real WAN 2.1 VAE class (causal 3-D, 4x temporal upsampling) at width 8
-instead of 96 for WAN. Their weights are random: images mean nothing, but shapes, value range
+TAESD (the tiny decoder VAELoader loads for "taesd"/"taesdxl"/"taef1") for SD1.5 and SDXL (4
+channels) and FLUX (16 channels), and the real WAN 2.1 VAE class (causal 3-D, 4x temporal
+upsampling) at width 8 instead of 96 for WAN. Their weights are random: images mean nothing, but shapes, value range
 and the whole decode path are ComfyUI's own.
 
 ``NSTestNoiseCapture`` (MODEL -> MODEL) registers a SAMPLER_SAMPLE wrapper that records the noise
@@ -35,11 +36,26 @@ import comfy.ldm.wan.vae
 import comfy.sd
 import comfy.taesd.taesd
 
+import families
 import model_init
 import probes
 import tiny_models
 
-FAMILIES = tuple(tiny_models.FAMILIES)
+# tests/tiny_models.py's three families, plus SD1.5 (the img2img workflow) from tests/families.py.
+FROM_FAMILIES = ("sd15",)
+FAMILIES = tuple(tiny_models.FAMILIES) + FROM_FAMILIES
+
+
+def make_model(family: str, seed: int = 0):
+    if family in FROM_FAMILIES:
+        return families.FAMILIES[family].model(seed=seed)
+    return tiny_models.make_model(family, seed=seed)
+
+
+def make_conditioning(family: str, seed: int = 0):
+    if family in FROM_FAMILIES:
+        return families.FAMILIES[family].conditioning(seed=seed)
+    return tiny_models.make_conditioning(family, seed=seed)
 CAPTURED = probes.RECORDS  # one recorder for all tests: tests/probes.py
 
 
@@ -64,7 +80,7 @@ def encode(clip: StandInCLIP, text: str, **extra):
     """CONDITIONING of the family's shapes, deterministic from the text (different texts differ)."""
     if not isinstance(clip, StandInCLIP):
         raise TypeError(f"stand-in text encoder got {type(clip).__name__}, expected a StandInCLIP")
-    positive, _ = tiny_models.make_conditioning(clip.family, seed=text_seed(text))
+    positive, _ = make_conditioning(clip.family, seed=text_seed(text))
     cond = copy.copy(positive)
     cond[0] = [positive[0][0], {**positive[0][1], **extra}]
     return cond
@@ -72,8 +88,8 @@ def encode(clip: StandInCLIP, text: str, **extra):
 
 def make_vae(family: str, seed: int = 0) -> comfy.sd.VAE:
     """A real comfy.sd.VAE with a tiny first-stage model of the family's latent format."""
-    if family in ("sdxl", "flux"):
-        channels = 4 if family == "sdxl" else 16
+    if family in ("sd15", "sdxl", "flux"):
+        channels = 16 if family == "flux" else 4
         model = comfy.taesd.taesd.TAESD(latent_channels=channels)
         model_init.init_weights(model, seed)
         model.vae_scale.data.fill_(1.0)
@@ -109,7 +125,7 @@ class NSTestCheckpointLoader:
         return {"required": {"ckpt_name": _NAME, "family": _FAMILY, "seed": _SEED}}
 
     def load(self, ckpt_name, family, seed):
-        return tiny_models.make_model(family, seed=seed), StandInCLIP(family, ckpt_name), make_vae(family, seed)
+        return make_model(family, seed=seed), StandInCLIP(family, ckpt_name), make_vae(family, seed)
 
 
 class NSTestUNETLoader:
@@ -122,7 +138,7 @@ class NSTestUNETLoader:
         return {"required": {"unet_name": _NAME, "family": _FAMILY, "seed": _SEED}}
 
     def load(self, unet_name, family, seed):
-        return (tiny_models.make_model(family, seed=seed),)
+        return (make_model(family, seed=seed),)
 
 
 class NSTestCLIPLoader:

@@ -10,9 +10,10 @@ What the frontend does, and this module does the same way:
   widgets included. A workflow saved by an older ComfyUI lacks the values of the widgets a node
   gained since: the frontend (LGraphNode.configure, 1.32 and 1.49 alike) assigns the saved values
   in order and leaves the widgets after them at their defaults (a COMBO without one: its first
-  choice). Accepted here only where every widget left without a value is an optional input (how
-  ComfyUI extends a node compatibly, e.g. 0.33's CreateVideo ``bit_depth``, SaveVideo's hidden
-  ``codec``); anything else is a stale workflow;
+  choice). Accepted here only where every widget left without a value is an optional input or a
+  required one flagged ``advanced`` (hidden behind the node's advanced toggle): how ComfyUI extends
+  a node compatibly, e.g. 0.33's CreateVideo ``bit_depth``, SaveVideo's hidden ``codec``,
+  ImageScaleToTotalPixels' advanced ``resolution_steps``; anything else is a stale workflow;
 - dynamic combos (V3 ``COMFY_DYNAMICCOMBO_V3``, ComfyUI 0.33): a COMBO of option keys, followed by
   the widgets of the chosen option's inputs, named ``<combo>.<input>`` (recursively; the
   frontend's dynamicComboWidget, and the names the backend expands);
@@ -159,7 +160,8 @@ def bind_widgets(node: dict, nodes_module=None) -> list[tuple[WidgetSpec, object
     bound, i, k = [], 0, 0
     while k < len(specs):
         s = specs[k]
-        if i == len(values) and s.optional and not s.extras and s.default() is not None:
+        newer = s.optional or s.options.get("advanced")
+        if i == len(values) and newer and not s.extras and s.default() is not None:
             value, extras = s.default(), {}  # a widget newer than the workflow: its default
         elif i + 1 + len(s.extras) <= len(values):
             value, extras = values[i], dict(zip(s.extras, values[i + 1:i + 1 + len(s.extras)]))

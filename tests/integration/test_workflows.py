@@ -8,8 +8,8 @@ Static checks, per workflow (UI/litegraph format, version 0.4):
   outputs (docs/workflows.md: the files are saved for the oldest supported ComfyUI);
 - every link joins compatible types (origin output type == target input type, or "*");
 - every widget value is valid for the live definition: count (with the frontend's hidden
-  "control after generate" values; trailing optional widgets a newer ComfyUI added take their
-  defaults, as in the frontend), INT/FLOAT ranges, BOOLEAN, STRING, COMBO choices.
+  "control after generate" values; trailing optional or advanced widgets a newer ComfyUI added
+  take their defaults, as in the frontend), INT/FLOAT ranges, BOOLEAN, STRING, COMBO choices.
   Model file combos (ckpt/unet/clip/vae names) list the files in ComfyUI's model folders, which
   are empty on a test host; the check registers a scratch model folder holding zero-byte files
   named as the workflow's ``properties.models`` entries (name + directory, as in the official
@@ -23,12 +23,19 @@ Static checks, per workflow (UI/litegraph format, version 0.4):
 
 End to end, on the CPU, in ComfyUI's real executor (tests/host.py): the loaders and text encoders
 are swapped for tiny stand-ins (tests/stand_ins.py); the latent size is shrunk (64 x 64 px, 5 video
-frames); everything else runs as shipped, steps included. A capture node before each sampler
-records the noise the sampler receives: it must differ from ComfyUI's stock noise
-(comfy.sample.prepare_noise with the sampler's seed) and from the erased-only noise (noise_semantics/core.py
-erase() of the stock noise) in the first stage, be all zeros in a stage
-with add_noise disabled, and equal the stock noise when the pack's nodes are bypassed (control
-run, bypassed the way the frontend does it: node mode 4). Output files must exist.
+frames; img2img: the image scale node's megapixels set to its minimum, on a 64 x 64 test picture put
+in ComfyUI's input folder under the file name Load Image asks for, as a user uploads one);
+everything else runs as shipped, steps included. A capture node before each sampler
+records the noise the sampler receives: in the first stage, at the nodes' defaults, it must equal
+ComfyUI's stock noise (comfy.sample.prepare_noise with the sampler's seed), and with Inject on differ
+from it and from the erased-only noise (noise_semantics/core.py erase() of the stock noise); it must
+be all zeros in a stage with add_noise disabled, and equal the stock noise when the pack's nodes
+are bypassed (control run, bypassed the way the frontend does it: node mode 4). Output files must
+exist, pictures at 8 x the sampled latent's size.
+
+The img2img edit workflow is the one file with Inject on (strength 0.3, the benchmark's niche; every
+other file keeps the nodes' defaults): its output must differ from the same graph at strength 0,
+which samples from the stock noise.
 """
 from __future__ import annotations
 
@@ -46,11 +53,13 @@ ROOT = host.ROOT
 
 WORKFLOW_DIR = ROOT / "workflows"
 WORKFLOWS = sorted(WORKFLOW_DIR.glob("*.json"))
-FAMILY_BY_PREFIX = {"sdxl": "sdxl", "flux": "flux", "wan": "wan"}
+FAMILY_BY_PREFIX = {"sdxl": "sdxl", "flux": "flux", "wan": "wan", "sd15": "sd15"}
 SAMPLERS = {"KSampler", "KSamplerAdvanced"}
 OURS = {"NoiseSemanticErase", "NoiseSemanticInject", "NoiseSemanticTemporalSchedule"}
 EMPTY_LATENTS = {"EmptyLatentImage", "EmptySD3LatentImage", "EmptyHunyuanLatentVideo"}
 TEST_SIZE, TEST_LENGTH = 64, 5  # pixels; video frames (-> 2 latent frames)
+EDIT_WORKFLOW = WORKFLOW_DIR / "sd15_img2img_edit_noise_semantics.json"
+EDIT_STRENGTH = 0.3  # benchmarks/results/img2img.md
 
 
 def family_of(path: Path) -> str:
@@ -75,15 +84,38 @@ def live():
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     stand_ins.register(nodes)
+    pictures = _input_pictures()
     yield {"nodes": nodes, "wa": workflow_api, "si": stand_ins}
+    for p in pictures:
+        p.unlink()
     stand_ins.unregister(nodes)
     torch.set_num_threads(threads)
+
+
+def _input_pictures() -> list[Path]:
+    """A 64 x 64 test picture in ComfyUI's input folder under each name a workflow's Load Image asks
+    for (the user's upload; the workflows ship none). Returns the files made."""
+    import folder_paths
+    from PIL import Image
+    import numpy as np
+    made = []
+    for path in WORKFLOWS:
+        for n in load(path)["nodes"]:
+            if n["type"] != "LoadImage":
+                continue
+            f = Path(folder_paths.get_input_directory()) / n["widgets_values"][0]
+            if not f.exists():
+                rgb = np.random.default_rng(len(made)).integers(0, 256, (TEST_SIZE, TEST_SIZE, 3), dtype=np.uint8)
+                Image.fromarray(rgb).save(f)
+                made.append(f)
+    return made
 
 
 def test_workflows_present():
     names = {p.name for p in WORKFLOWS}
     assert {"sdxl_base_refiner_noise_semantics.json", "flux1_dev_noise_semantics.json",
-            "wan21_t2v_1.3B_noise_semantics.json", "wan22_14B_t2v_noise_semantics.json"} <= names, names
+            "wan21_t2v_1.3B_noise_semantics.json", "wan22_14B_t2v_noise_semantics.json",
+            EDIT_WORKFLOW.name} <= names, names
 
 
 # ---------------------------------------------------------------- model file placeholders
@@ -413,8 +445,9 @@ def test_converter_frontend_rules(live):
 
 
 def test_converter_fills_widgets_a_newer_comfyui_added(live):
-    """A workflow saved before a node gained a trailing optional widget loads with that widget's
-    default (the frontend's behaviour); a missing required value or a surplus value is an error."""
+    """A workflow saved before a node gained a trailing optional widget (or a required one flagged
+    advanced) loads with that widget's default (the frontend's behaviour); any other missing value,
+    or a surplus value, is an error."""
     wa = live["wa"]
 
     class Grown:  # CreateVideo's shape: fps, then (0.33) an optional bit_depth
@@ -432,6 +465,23 @@ def test_converter_fills_widgets_a_newer_comfyui_added(live):
     for stale in ([], [16, "10-bit", 1]):
         with pytest.raises(wa.WorkflowError, match=r"\[fps, bit_depth \(optional\)\]"):
             wa.widget_values(dict(node, widgets_values=stale), defs)
+
+    def scaler(**after):  # ImageScaleToTotalPixels' shape: 0.33 added a required widget flagged advanced
+        class Scaled:
+            RETURN_TYPES = ("IMAGE",)
+
+            @classmethod
+            def INPUT_TYPES(cls):
+                return {"required": {"image": ("IMAGE",), "megapixels": ("FLOAT", {"default": 1.0}),
+                                     "resolution_steps": ("INT", {"default": 1, "advanced": True}), **after}}
+        return type("LiveNodes", (), {"NODE_CLASS_MAPPINGS": {"Scaled": Scaled}})
+
+    node = {"id": 4, "type": "Scaled", "widgets_values": [0.5]}
+    assert wa.widget_values(node, scaler()) == {"megapixels": 0.5, "resolution_steps": 1}
+    assert wa.widget_values(dict(node, widgets_values=[0.5, 8]), scaler()) == \
+        {"megapixels": 0.5, "resolution_steps": 8}
+    with pytest.raises(wa.WorkflowError):  # a required widget without the flag after it: stale
+        wa.widget_values(node, scaler(mode=(["a", "b"], {})))
 
 
 def test_converter_expands_dynamic_combos(live):
@@ -466,6 +516,8 @@ def test_converter_expands_dynamic_combos(live):
 # ---------------------------------------------------------------- end to end
 
 def _shrink_latents(prompt):
+    """Empty latents to TEST_SIZE; img2img: the scale node before VAE Encode to its smallest setting
+    (0.01 megapixels: the 64 x 64 test picture becomes 102 x 102, encoded as a 12 x 12 latent)."""
     found = []
     for nid, node in prompt.items():
         if node["class_type"] in EMPTY_LATENTS:
@@ -473,7 +525,10 @@ def _shrink_latents(prompt):
             if "length" in node["inputs"]:
                 node["inputs"]["length"] = TEST_LENGTH
             found.append(nid)
-    assert found, "no empty latent node to shrink"
+        elif node["class_type"] == "ImageScaleToTotalPixels":
+            node["inputs"]["megapixels"] = 0.01
+            found.append(nid)
+    assert found, "no empty latent or image scale node to shrink"
     return prompt
 
 
@@ -529,10 +584,15 @@ def test_runs_end_to_end(live, path):
     files = _saved_files(history)
     want = ".mp4" if any(v["class_type"] == "SaveVideo" for v in prompt.values()) else ".png"
     assert any(f.suffix == want for f in files), f"no {want} output reported: {history['outputs']}"
+    # Pictures: 8 x the latent the first sampler got (the VAE's factor): TEST_SIZE from an empty latent.
+    lat = captured[f"sampler-{samplers[0]}"][0]["latent_image"]
+    size = (8 * lat.shape[-1], 8 * lat.shape[-2])
+    if EMPTY_LATENTS & swapped_types:
+        assert size == (TEST_SIZE, TEST_SIZE), size
     for f in files:
         assert f.is_file() and f.stat().st_size > 0, f
         if f.suffix == ".png":
-            assert Image.open(f).size == (TEST_SIZE, TEST_SIZE)
+            assert Image.open(f).size == size
         else:
             with av.open(str(f)) as c:
                 frames = [fr for fr in c.decode(video=0)]
@@ -585,3 +645,56 @@ def test_runs_end_to_end(live, path):
             assert torch.equal(rec["noise"], stock(rec)), f"control: sampler {sid} did not get the stock noise"
         else:
             assert torch.count_nonzero(rec["noise"]) == 0
+
+
+# ---------------------------------------------------------------- the img2img edit workflow
+
+def _inject_strength(wa, wf):
+    return [wa.widget_values(n)["strength"] for n in wf["nodes"] if n["type"] == "NoiseSemanticInject"]
+
+
+def test_only_the_edit_workflow_turns_inject_on(live):
+    """The measured niche (README, "Img2img and inpainting") ships Inject 0.3 at an img2img denoise in
+    the benchmark's range; every other workflow keeps the nodes' defaults, which change nothing."""
+    wa = live["wa"]
+    for path in WORKFLOWS:
+        wf = load(path)
+        if path == EDIT_WORKFLOW:
+            assert _inject_strength(wa, wf) == [EDIT_STRENGTH]
+            (ks,) = [wa.widget_values(n) for n in wf["nodes"] if n["type"] == "KSampler"]
+            assert 0.3 <= ks["denoise"] <= 0.6, ks  # the denoise values Inject was measured at
+            assert any(n["type"] == "VAEEncode" for n in wf["nodes"])
+        else:
+            assert _inject_strength(wa, wf) == [0.0], path.name
+
+
+def test_edit_workflow_output_differs_from_strength_0(live):
+    """The executor's picture with the shipped strength differs from the same graph at strength 0,
+    and strength 0 samples from ComfyUI's stock noise (so the difference is the injection)."""
+    import comfy.sample
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    wa = live["wa"]
+    wf = load(EDIT_WORKFLOW)
+    pictures, noises = {}, {}
+    for strength in (EDIT_STRENGTH, 0.0):
+        g = copy.deepcopy(wf)
+        (inj,) = [n for n in g["nodes"] if n["type"] == "NoiseSemanticInject"]
+        inj["widgets_values"][0] = strength
+        assert wa.widget_values(inj)["strength"] == strength
+        prompt, samplers = _prepare(live, g, family_of(EDIT_WORKFLOW))
+        history, captured = _run(live, prompt)
+        (png,) = [f for f in _saved_files(history) if f.suffix == ".png"]
+        pictures[strength] = np.asarray(Image.open(png), dtype=np.int16)
+        (sid,) = samplers
+        rec = captured[f"sampler-{sid}"][0]
+        noises[strength] = (rec["noise"], comfy.sample.prepare_noise(torch.zeros_like(rec["latent_image"]),
+                                                                      int(rec["seed"])))
+    noise0, stock0 = noises[0.0]
+    assert torch.equal(noise0, stock0), "strength 0 did not sample from the stock noise"
+    noise, stock = noises[EDIT_STRENGTH]
+    assert torch.equal(stock, stock0) and not torch.allclose(noise, stock, atol=1e-3)
+    diff = np.abs(pictures[EDIT_STRENGTH] - pictures[0.0])
+    assert diff.max() > 0, "the picture at strength 0.3 equals the one at strength 0"
