@@ -1,10 +1,11 @@
-"""A real ComfyUI server and a real headless Chromium for tests/browser/test_browser.py.
+"""A real ComfyUI server and a real headless Chromium for the tests in tests/browser/.
 
 * ``ComfyServer``: ``python <ComfyUI>/main.py --cpu --listen 127.0.0.1 --port P --base-directory B
   --front-end-root F`` in a subprocess, B a temporary folder made by ``host.make_base_dir``
   (custom_nodes/ links this checkout; user/ and the in-memory database are in it too, so a read-only
-  ComfyUI checkout works), F the frontend under test, plus the user settings of a returning user
-  (see ``USER_SETTINGS``).
+  ComfyUI checkout works; conftest.py first lays it out as scripts/start.sh serves it, with the demo's
+  node folder and workflow, demo/served_base.py), F the frontend under test, plus the user settings of
+  a returning user (see ``USER_SETTINGS``); one torch thread.
 * ``launch_chromium`` / ``new_page``: Debian's ``/usr/bin/chromium`` driven by Playwright
   (Playwright's own browser download is never used), headless, a fresh context per frontend.
 * ``ConsoleLog``: every console ``error`` and uncaught page error, minus the few known benign ones in
@@ -88,7 +89,7 @@ class ComfyServer:
             cmd += ["--front-end-root", str(self.front_end_root)]
         self._log = open(self.log_path, "wb")
         # One torch thread: the server samples only the demo's tiny models, and on a shared CI box
-        # with 2 busy cores torch's default thread pool made the demo workflow 73 s instead of ~10 s.
+        # with 2 busy cores torch's default thread pool made the demo workflow take 73 s, not 3-6 s.
         env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
         self.proc = subprocess.Popen(cmd, cwd=str(self.base), stdout=self._log, stderr=subprocess.STDOUT, env=env)
         deadline = time.time() + timeout
