@@ -81,7 +81,7 @@ class Graph:
         return {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, "comfyui-noise-semantics/demo/" + OUT.name)),
                 "revision": 0, "last_node_id": len(self.nodes), "last_link_id": len(self.links),
                 "nodes": self.nodes, "links": self.links, "groups": [], "config": {},
-                "extra": {"ds": {"scale": 0.8, "offset": [90, 120]}}, "version": 0.4}
+                "extra": {"ds": {"scale": 0.8, "offset": [90, 150]}}, "version": 0.4}
 
 
 def build(wa, note: str) -> dict:
@@ -92,7 +92,8 @@ def build(wa, note: str) -> dict:
     M, C, L, I = ("MODEL", "MODEL"), ("CONDITIONING", "CONDITIONING"), ("LATENT", "LATENT"), ("IMAGE", "IMAGE")
     m = ("model", "MODEL")
     # Four columns (inputs, samplers, decoders, images), the stock row above the refined row,
-    # the Note below: about 1450 x 900 canvas units, seen whole at the view's scale 0.8.
+    # the Note below: about 1450 x 900 canvas units, seen whole at the view's scale 0.8 (clear of
+    # the frontend's breadcrumb and Run bar at the top).
     load = g.node("DigitsDemoModelLoader", (0, 0), (270, 58), {"kind": KIND}, outputs=[M])
     pos = g.node("DigitsDemoClassConditioning", (0, 100), (270, 82), {"digit": DIGIT}, [m], [C],
                  title=f"Prompt: the digit {DIGIT}")

@@ -31,6 +31,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 DEMO_WORKFLOW = ROOT / "demo" / "workflows" / "noise_semantics_demo_digits.json"
 import served_base  # noqa: E402  (demo/, on sys.path through conftest.py)
+from test_browser import _save_doc_image  # noqa: E402
 
 
 def _png(data: bytes) -> np.ndarray:
@@ -184,7 +185,8 @@ def test_demo_workflow_runs_from_the_users_list(target, page, artifacts, executo
             assert white > 0.1, f"{k}: the image is not drawn in its node ({white:.3f} of it white)"
         assert shots["stock"].shape != shots["refined"].shape or \
             float(np.abs(shots["stock"] - shots["refined"]).mean()) > 1.0
-        (artifacts / f"{target.id}_demo_workflow.png").write_bytes(page.screenshot())
+        # the README's picture of the demo (conftest.DOC_TARGET, NSP_UPDATE_SCREENSHOTS=1)
+        _save_doc_image(target, page.screenshot(), "demo_workflow.png", artifacts, width=1400)
         print(f"\n{target.id}: stock vs refined mean abs pixel diff {diff:.2f}")
     finally:
         _close_demo(page)
