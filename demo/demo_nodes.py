@@ -1,7 +1,8 @@
-"""Demo-only ComfyUI nodes for the digits models. NOT part of the pack: ``demo/run_demo.py``
-registers them into ``nodes.NODE_CLASS_MAPPINGS`` at run time, after ComfyUI has booted, so the
-prompts it runs can load a digits model, write a class prompt and turn a LATENT into pixels.
-Sampling itself is ComfyUI's own KSampler; the refinement is the pack's own nodes.
+"""Demo-only ComfyUI nodes for the digits models. NOT part of the pack (not shipped, see
+.comfyignore): ComfyUI loads them from a second custom-node folder, ``demo/comfyui_nsp_demo/``,
+which ``demo/served_base.py`` links next to the pack in the served base directory (and in the one
+``demo/run_demo.py`` boots), so a workflow can load a digits model, write a class prompt and turn a
+LATENT into pixels. Sampling itself is ComfyUI's own KSampler; the refinement is the pack's own nodes.
 """
 from __future__ import annotations
 
@@ -73,11 +74,28 @@ class DigitsLatentToImage:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {"model": ("MODEL",), "samples": ("LATENT",),
-                             "scale": ("INT", {"default": 4, "min": 1, "max": 32})}}
+                             "scale": ("INT", {"default": 4, "min": 1, "max": 32,
+                                               "tooltip": "each of the 8x8 pixels is shown scale x scale"})},
+                "optional": {"columns": ("INT", {"default": 0, "min": 0, "max": 64,
+                                                 "tooltip": "0: one image per latent; N: the whole batch "
+                                                            "as one sheet, N digits a row"})}}
 
-    def decode(self, model, samples, scale):
+    def decode(self, model, samples, scale, columns=0):
         dm = demo_models()
-        return (dm.to_image(dm.decode(model, samples["samples"]), scale),)
+        img = dm.to_image(dm.decode(model, samples["samples"]), scale)
+        return (tile(img, columns) if columns > 0 else img,)
+
+
+def tile(img: torch.Tensor, columns: int, gap: int = 2) -> torch.Tensor:
+    """IMAGE [N, H, W, 3] -> one sheet [1, rows*(H+gap)+gap, columns*(W+gap)+gap, 3], grey gaps.
+    One image, not a batch: the frontend shows a batch as a gallery, one image at a time."""
+    n, h, w, c = img.shape
+    rows = -(-n // columns)
+    sheet = torch.full((rows * (h + gap) + gap, columns * (w + gap) + gap, c), 0.75, dtype=img.dtype)
+    for i in range(n):
+        y, x = gap + (i // columns) * (h + gap), gap + (i % columns) * (w + gap)
+        sheet[y:y + h, x:x + w] = img[i]
+    return sheet.unsqueeze(0)
 
 
 class DigitsCollect:
@@ -107,13 +125,12 @@ NODE_CLASS_MAPPINGS = {
     "DigitsDemoLatentToImage": DigitsLatentToImage,
     "DigitsDemoCollect": DigitsCollect,
 }
-
-
-def register(nodes_module) -> None:
-    """Add the demo nodes to a booted ComfyUI (nodes module from tests/host.py: boot())."""
-    for k, v in NODE_CLASS_MAPPINGS.items():
-        nodes_module.NODE_CLASS_MAPPINGS.setdefault(k, v)
-        nodes_module.NODE_DISPLAY_NAME_MAPPINGS.setdefault(k, k)
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "DigitsDemoModelLoader": "Digits Model Loader (demo)",
+    "DigitsDemoClassConditioning": "Digit Prompt (demo)",
+    "DigitsDemoLatentToImage": "Digits Latent to Image (demo)",
+    "DigitsDemoCollect": "Digits Collect (demo)",
+}
 
 
 def pixels_of(history_result: dict) -> dict:

@@ -2,10 +2,11 @@
 
     bash scripts/setup_host.sh && .venv/bin/python demo/run_demo.py
 
-Boots ComfyUI in-process (tests/host.py), loads the pack from custom_nodes/ as ComfyUI does,
-adds four demo-only helper nodes (demo/demo_nodes.py: model loader, class prompt, latent ->
-image, collector; registered at run time, not part of the pack) and runs API-format prompts in
-ComfyUI's PromptExecutor. Every image is sampled by the stock KSampler, from the same seed and
+Boots ComfyUI in-process (tests/host.py) on a base directory laid out as scripts/start.sh serves
+it (demo/served_base.py): ComfyUI loads the pack and, from a second custom-node folder, the four
+demo-only helper nodes (demo/comfyui_nsp_demo -> demo/demo_nodes.py: model loader, class prompt,
+latent -> image, collector; not part of the pack); then it runs API-format prompts in ComfyUI's
+PromptExecutor. Every image is sampled by the stock KSampler, from the same seed and
 prompt; the refined variants put the pack's nodes on the MODEL wire:
 
   stock          loader -> KSampler
@@ -32,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -150,13 +152,13 @@ def main(argv=None):
     t_start = time.perf_counter()
 
     import host
-    nodes = host.boot()
+    import served_base
+    nodes = host.boot(served_base.prepare(Path(tempfile.mkdtemp(prefix="nsp-demo-base-"))))
     import torch
     torch.set_num_threads(args.threads)
     import comfy.utils
     comfy.utils.PROGRESS_BAR_ENABLED = False  # no tqdm bar per KSampler
     import demo_nodes
-    demo_nodes.register(nodes)
     dm = demo_nodes.demo_models()
     clf, held = dm.train_classifier()
     images, labels = dm.load_digits()

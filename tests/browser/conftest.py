@@ -24,7 +24,9 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
+sys.path.append(str(ROOT / "demo"))  # appended: demo/ has generic module names (models)
 import nsp_harness as harness  # noqa: E402
+import served_base  # noqa: E402
 import host  # noqa: E402  (on sys.path through nsp_harness)
 
 FRONTEND_DIR = Path(os.environ.get("NSP_FRONTEND_DIR", ROOT / ".host" / "frontends"))
@@ -145,8 +147,10 @@ class Stack:
         root = frontend_root(frontend)
         if not (root / "index.html").exists():
             _require([f"frontend {frontend} in {root.parent.parent}"])
-        self.server = harness.ComfyServer(self._tmp.mktemp(f"comfy-base-{frontend}"),
-                                          front_end_root=root,
+        # laid out as scripts/start.sh serves it: the pack, the demo's node folder and the demo
+        # workflows in the user's list (demo/served_base.py)
+        base = served_base.prepare(self._tmp.mktemp(f"comfy-base-{frontend}"))
+        self.server = harness.ComfyServer(base, front_end_root=root,
                                           model_files=workflow_models()).start()
         self.frontend = frontend
         self.ctx, self.page = harness.new_page(self.browser)

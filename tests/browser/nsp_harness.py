@@ -1,10 +1,11 @@
-"""A real ComfyUI server and a real headless Chromium for tests/browser/test_browser.py.
+"""A real ComfyUI server and a real headless Chromium for the tests in tests/browser/.
 
 * ``ComfyServer``: ``python <ComfyUI>/main.py --cpu --listen 127.0.0.1 --port P --base-directory B
   --front-end-root F`` in a subprocess, B a temporary folder made by ``host.make_base_dir``
   (custom_nodes/ links this checkout; user/ and the in-memory database are in it too, so a read-only
-  ComfyUI checkout works), F the frontend under test, plus the user settings of a returning user
-  (see ``USER_SETTINGS``).
+  ComfyUI checkout works; conftest.py first lays it out as scripts/start.sh serves it, with the demo's
+  node folder and workflow, demo/served_base.py), F the frontend under test, plus the user settings of
+  a returning user (see ``USER_SETTINGS``); one torch thread.
 * ``launch_chromium`` / ``new_page``: Debian's ``/usr/bin/chromium`` driven by Playwright
   (Playwright's own browser download is never used), headless, a fresh context per frontend.
 * ``ConsoleLog``: every console ``error`` and uncaught page error, minus the few known benign ones in
@@ -87,7 +88,10 @@ class ComfyServer:
         if self.front_end_root:
             cmd += ["--front-end-root", str(self.front_end_root)]
         self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(cmd, cwd=str(self.base), stdout=self._log, stderr=subprocess.STDOUT)
+        # One torch thread: the server samples only the demo's tiny models, and on a shared CI box
+        # with 2 busy cores torch's default thread pool made the demo workflow take 73 s, not 3-6 s.
+        env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+        self.proc = subprocess.Popen(cmd, cwd=str(self.base), stdout=self._log, stderr=subprocess.STDOUT, env=env)
         deadline = time.time() + timeout
         probe = f"{self.url}/object_info/NoiseSemanticTemporalSchedule"
         while time.time() < deadline:
@@ -157,6 +161,8 @@ BENIGN = [
            r"NoiseSemantic\w+/[a-z]{2}(-[A-Za-z]+)?\.md$",
            "node help: the frontend first asks for a per-locale page docs/<NodeId>/<locale>.md, then falls "
            "back to docs/<NodeId>.md, the one page this pack ships for every locale"),
+    Benign(r"status of 404 .*\| https?://127\.0\.0\.1:\d+/api/userdata/workflows%2F\.index\.json$",
+           "the workflows sidebar reads the user's bookmarked workflows; 404 until the user bookmarks one"),
     Benign(r"net::ERR_[A-Z_]+ \| https?://(?!127\.0\.0\.1)",
            "the frontend queries api.comfy.org (registry, release notes); this test box has no internet"),
     Benign(r"^TypeError: Cannot read properties of undefined \(reading 'id'\)\n\s+at onChange .*\n\s+at Proxy\.set",

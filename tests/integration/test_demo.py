@@ -29,3 +29,79 @@ def test_demo_writes_grids_tables_and_runs_every_variant(tmp_path):
     for kind in ("eps", "flow"):
         variants = {v for k, v in rows if k == kind}
         assert variants == {"stock KSampler", "screening: Inject candidates 4", "paper: Erase 4 + Inject 0.3"}, rows
+
+
+# --------------------------------------------------------------------------- the served demo
+
+sys.path.append(str(host.ROOT / "demo"))  # appended: demo/ has generic module names (models)
+import served_base  # noqa: E402
+
+DEMO_WORKFLOW = host.ROOT / "demo" / "workflows" / "noise_semantics_demo_digits.json"
+
+
+def test_served_base_layout(tmp_path):
+    """scripts/start.sh's base directory: the pack and the demo's node folder side by side in
+    custom_nodes/, the demo workflow in the user's list; a copy the user edited survives a restart,
+    an unedited one follows the shipped file."""
+    base = served_base.prepare(tmp_path)
+    nodes_dir = base / "custom_nodes"
+    assert (nodes_dir / served_base.PACK_LINK).resolve() == host.ROOT
+    assert (nodes_dir / served_base.DEMO_LINK).resolve() == host.ROOT / "demo" / "comfyui_nsp_demo"
+    assert (nodes_dir / served_base.DEMO_LINK / "__init__.py").exists()
+    copy = base / "user" / "default" / "workflows" / DEMO_WORKFLOW.name
+    assert copy.read_bytes() == DEMO_WORKFLOW.read_bytes()
+    # the shipped file changed since (simulated: the copy is an older demo the script wrote)
+    old = b'{"old": true}\n'
+    copy.write_bytes(old)
+    stamp = base / "user" / served_base.STAMP
+    stamp.write_text(json.dumps({DEMO_WORKFLOW.name: served_base._sha(old)}))
+    served_base.prepare(base)
+    assert copy.read_bytes() == DEMO_WORKFLOW.read_bytes()
+    # the user saved their own edit under that name: kept
+    copy.write_bytes(b'{"mine": true}\n')
+    served_base.prepare(base)
+    assert copy.read_bytes() == b'{"mine": true}\n'
+    # something that is not our link where the demo folder goes: refused, not replaced
+    (nodes_dir / served_base.DEMO_LINK).unlink()
+    (nodes_dir / served_base.DEMO_LINK).mkdir()
+    try:
+        served_base.prepare(base)
+        raise AssertionError("prepare() replaced a folder it did not make")
+    except FileExistsError as e:
+        assert served_base.DEMO_LINK in str(e)
+
+
+def test_demo_workflow_matches_live_nodes():
+    """The demo workflow (demo/make_workflow.py) against the live definitions, with the demo's node
+    folder loaded by ComfyUI's own custom-node loader: every widget value binds, the API prompt passes
+    ComfyUI's validation, and the graph is the comparison it claims: two KSamplers with the same
+    settings, the refined one through Noise Semantic Inject at the pack's defaults except screening."""
+    import asyncio
+
+    nodes = host.boot()
+    served_base.load_demo_nodes(nodes)
+    import execution
+    import workflow_api as wa
+
+    wf = json.loads(DEMO_WORKFLOW.read_text())
+    for n in wf["nodes"]:
+        if n["type"] != "Note":
+            wa.widget_values(n)
+    prompt = wa.to_api(wf)
+    ok, err, _, node_errors = asyncio.run(execution.validate_prompt("demo", prompt, None))
+    assert ok, (err, node_errors)
+    samplers = {k: v["inputs"] for k, v in prompt.items() if v["class_type"] == "KSampler"}
+    assert len(samplers) == 2
+    ia, ib = samplers.values()
+    assert {k: v for k, v in ia.items() if k != "model"} == {k: v for k, v in ib.items() if k != "model"}
+    models = {prompt[i["model"][0]]["class_type"] for i in samplers.values()}
+    assert models == {"DigitsDemoModelLoader", "NoiseSemanticInject"}
+    inject = next(v["inputs"] for v in prompt.values() if v["class_type"] == "NoiseSemanticInject")
+    defaults = {s.name: s.default() for s in wa.widget_specs("NoiseSemanticInject")}
+    assert inject["candidates"] == 4
+    del defaults["candidates"]
+    assert {k: inject[k] for k in defaults} == defaults  # the rest at the pack's defaults
+    assert "schedule" not in inject
+    assert sum(v["class_type"] == "PreviewImage" for v in prompt.values()) == 2
+    note = next(n["widgets_values"][0] for n in wf["nodes"] if n["type"] == "Note")
+    assert "cfg" in note and "nil" in note
