@@ -53,6 +53,8 @@ class Family:
     fix_config: Callable | None = None
     # False: the pack's Inject refuses this model (noise_semantics.patch.partial_latent); Erase only.
     inject: bool = True
+    # Buffers a checkpoint fills and ComfyUI leaves as torch.empty (init_weights sees parameters only).
+    fill_buffers: Callable | None = None
 
     def config_cls(self):
         return getattr(comfy.supported_models, self.config_class, None)
@@ -81,6 +83,8 @@ class Family:
         with torch.no_grad():
             net.to(torch.float32)
             model_init.init_weights(net, seed)
+            if self.fill_buffers is not None:
+                self.fill_buffers(net)
             for k, t in list(net.named_parameters()) + list(net.named_buffers()):
                 t.data = t.data.to(made[k])
         return model_init.patcher(model)
@@ -150,6 +154,27 @@ def _stable_audio_sd():
     return sd
 
 
+def _stable_audio_rope(net):
+    """0.33's audio DiT creates its RoPE inv_freq with torch.empty (the checkpoint holds it): left so,
+    it is whatever memory held, sometimes NaN. The formula its comment gives, base 10000."""
+    for m in net.modules():
+        f = getattr(m, "inv_freq", None)
+        if isinstance(f, torch.Tensor) and type(m).__name__ == "RotaryEmbedding":
+            d = 2 * f.numel()
+            f.copy_(1.0 / (10000 ** (torch.arange(0, d, 2, dtype=torch.float32) / d)))
+
+
+def _normal_buffers(*names):
+    """Checkpoint-held buffers that ComfyUI creates with torch.empty (SD3's pos_embed, PixArt's
+    y_embedding): N(0, 0.02^2) from a fixed seed, like the other random weights."""
+    def fill(net):
+        g = torch.Generator().manual_seed(0)
+        for name in names:
+            t = net.get_buffer(name)
+            t.copy_(torch.randn(t.shape, generator=g, dtype=torch.float32) * 0.02)
+    return fill
+
+
 def _fields_fix(module: str, params: str, **defaults):
     """Adds the config fields a newer ComfyUI's Params dataclass requires (model_detection sets them
     from the checkpoint; 0.33 added e.g. HunyuanVideo's meanflow_sum), where this host has them."""
@@ -191,7 +216,7 @@ _F = [
                                          "params": {"in_features": TXT, "out_features": 64}},
                 num_patches=256, pos_embed_max_size=16, pos_embed_scaling_factor=None, qk_norm="rms",
                 x_block_self_attn_layers=[]),
-           (16, 16, 16), _pooled(TXT)),
+           (16, 16, 16), _pooled(TXT), fill_buffers=_normal_buffers("pos_embed")),
     Family("flux", "FLUX.1 dev", "image", "Flux",
            _FLUX_LIKE | dict(image_model="flux", guidance_embed=True, vec_in_dim=TXT),
            (16, 16, 16), _pooled(TXT, guidance=3.5), fix_config=_flux_fix),
@@ -206,7 +231,7 @@ _F = [
                 model_max_length=T, input_size=32, pe_interpolation=1, micro_condition=False, caption_channels=TXT,
                 mlp_ratio=2.0),
            # PixArt's position embedding divides by round(side / 64): the latent side must be >= 48
-           (4, 48, 48), _plain),
+           (4, 48, 48), _plain, fill_buffers=_normal_buffers("y_embedder.y_embedding")),
     Family("hunyuan_image21", "HunyuanImage 2.1", "image", "HunyuanImage21",
            dict(image_model="hunyuan_video", in_channels=64, out_channels=64, patch_size=[1, 1], vec_in_dim=None,
                 axes_dim=[12, 12], meanflow=False, context_in_dim=TXT, hidden_size=48, mlp_ratio=2.0, num_heads=2,
@@ -317,7 +342,8 @@ _F = [
                 # same class's other setting, and keeps it tiny (0.33's attention needs heads divisible by
                 # the 768-wide context's heads otherwise, i.e. a 768-wide model). cond_token_dim=768,
                 global_cond_dim=1536, project_cond_tokens=True, project_global_cond=True),
-           (64, 16), lambda gen, b: [[_ctx(gen, b, dim=768), {}]], extra_sd=_stable_audio_sd),
+           (64, 16), lambda gen, b: [[_ctx(gen, b, dim=768), {}]], extra_sd=_stable_audio_sd,
+           fill_buffers=_stable_audio_rope),
 ]
 
 FAMILIES = {f.name: f for f in _F}
