@@ -3,7 +3,7 @@
 # ComfyUI and no network (how the README's GPU table was made): a copy of ComfyUI's core in .gpu/ComfyUI,
 # comfy-kitchen without its compiled CUDA/HIP kernels in .gpu/site (ComfyUI 0.33 imports it unconditionally;
 # its 230 MB of kernels serve fp8/fp4/int8 paths this check does not use), and the missing pure wheels in
-# .whl/. Both folders are git-ignored (.git/info/exclude). Then, on the GPU machine, from the checkout:
+# .whl/. Both folders are git-ignored. Then, on the GPU machine, from the checkout:
 #   pip install --no-index --no-deps --target /tmp/site .whl/*.whl
 #   PYTHONPATH=/tmp/site:$PWD/.gpu/site COMFYUI_PATH=$PWD/.gpu/ComfyUI python3 -m benchmarks.gpu_check
 # On a machine with a normal ComfyUI install none of this is needed: COMFYUI_PATH=<your ComfyUI> is enough.
@@ -22,6 +22,4 @@ tmp=$(mktemp -d)
 dl "$tmp" comfy-kitchen==0.2.31
 (cd .gpu/site && unzip -q -o "$tmp"/comfy_kitchen-*.whl -x '*/_C.abi3.so')
 rm -rf "$tmp"
-grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo /.gpu/ >> .git/info/exclude
-grep -qx '/.whl/' .git/info/exclude 2>/dev/null || echo /.whl/ >> .git/info/exclude
 du -sh .gpu .whl
