@@ -276,14 +276,18 @@ function drawMix(ctx, node, width, y, height) {
   });
   ctx.fillStyle = exact || m.strength === 0 ? c.dim : WARN;
   ctx.textAlign = "center";
+  // candidates > 1 (screening) probes the model even at strength 0: it picks a noise, then mixes nothing in.
+  const candidates = Math.max(1, Math.round(Number(v.candidates ?? 1)) || 1);
   const note = m.strength === 0
-    ? "strength 0: noise unchanged, no model call"
+    ? candidates > 1
+      ? `screening ${candidates} noises: the best one, unmixed`
+      : "strength 0: noise unchanged, no model call"
     : exact
       ? `z' = ${fmt(m.noise, 3)}·z + ${fmt(m.semantics, 3)}·e  (unit variance)`
       : "decorrelate off: e overlaps z, shares are nominal";
   ctx.fillText(note, (x0 + x1) / 2, bottom - 9);
   ctx.restore();
-  node.__nsMix = { error: null, ...m, exact, draws: (node.__nsMix?.draws ?? 0) + 1 };
+  node.__nsMix = { error: null, ...m, exact, candidates, note, draws: (node.__nsMix?.draws ?? 0) + 1 };
 }
 
 // --------------------------------------------------------------------------- registration

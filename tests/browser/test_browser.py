@@ -358,6 +358,13 @@ def test_inject_mix_follows_widgets(target, page, artifacts):
     assert mix["exact"] is True
     after = _shot(page, area)
     assert _diff(before, after) > 0.5
+    # strength 0 with screening on still calls the model: the caption must not say otherwise
+    _set(page, node, "strength", 0.0)
+    assert _mix(page, node)["note"] == "strength 0: noise unchanged, no model call"
+    _set(page, node, "candidates", 4)
+    assert _mix(page, node)["note"] == "screening 4 noises: the best one, unmixed"
+    _set(page, node, "candidates", 1)
+    _set(page, node, "strength", 1.5)
     # decorrelate off (a user's click on the toggle on the classic canvas): the shares are nominal now
     if target.mode == "classic":
         _click_widget(page, node, "decorrelate", "center")
