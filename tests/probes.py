@@ -34,6 +34,26 @@ def capture(model, label="capture", inspect=None):
     return m
 
 
+
+def branch_predict(rec):
+    """For an independent recomputation: the captured sampler's guided prediction with both CFG
+    branches read through a post-CFG hook of the test's own (ComfyUI's cfg-1 shortcut off, as the
+    pack asks for its probes). Returns predict(x, sigma) -> (D, D_cond, D_uncond)."""
+    guider, extra = rec["guider"], rec["extra_args"]
+    seen = {}
+
+    def hook(args):
+        seen["c"], seen["u"] = args["cond_denoised"], args["uncond_denoised"]
+        return args["denoised"]
+    mo = dict(extra["model_options"], disable_cfg1_optimization=True)
+    mo["sampler_post_cfg_function"] = list(mo.get("sampler_post_cfg_function", [])) + [hook]
+
+    def predict(x, sig):
+        d = guider(x, sig, model_options=mo, seed=extra["seed"])
+        return d, seen.pop("c"), seen.pop("u")
+    return predict
+
+
 class CallCounter:
     def __init__(self):
         self.batches = []

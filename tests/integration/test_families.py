@@ -61,8 +61,8 @@ def expected(rec, lat, sched):
     """The refined noise from scratch: candidates of the stock noise, each erased, each probed one
     probe per guided call with the test's own post-CFG hook reading both branches, the candidate of
     least weighted conflict kept per sample, then injected along its TPW direction."""
-    guider, extra = rec["guider"], rec["extra_args"]
-    ms = guider.inner_model.model_sampling
+    ms = rec["guider"].inner_model.model_sampling
+    predict = probes.branch_predict(rec)
     z = comfy.sample.prepare_noise(lat, SEED)
     best = None
     for c in core.candidate_noises(z, SEED, M):
@@ -71,16 +71,9 @@ def expected(rec, lat, sched):
         for tau, w in zip(sched.taus, sched.weights):
             sig = torch.full((c.shape[0],), min(float(ms.percent_to_sigma(1 - tau)), float(ms.sigma_max)))
             x = c / ms.calculate_input(sig, torch.ones_like(c))
-            seen = {}
-
-            def hook(args):
-                seen["c"], seen["u"] = args["cond_denoised"], args["uncond_denoised"]
-                return args["denoised"]
-            mo = dict(extra["model_options"], disable_cfg1_optimization=True)
-            mo["sampler_post_cfg_function"] = list(mo.get("sampler_post_cfg_function", [])) + [hook]
-            d = guider(x, sig, model_options=mo, seed=extra["seed"])
+            d, dc, du = predict(x, sig)
             dirs.append(core.semantic_direction(d, x, sig))
-            conf = conf + core.conflict(seen["c"], seen["u"]) * w
+            conf = conf + core.conflict(dc, du) * w
         conf = conf / sum(sched.weights)
         e = core.aggregate(dirs, sched.weights)
         if best is None:

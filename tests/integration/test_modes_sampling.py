@@ -58,8 +58,8 @@ def test_screening_probes_every_candidate_in_one_call_with_both_branches(family,
 def expected(rec, lat, m, strength, direction, sched):
     """Independent recomputation: prepare_noise, the candidates, then one unbatched guided call
     per candidate and probe, reading the branches through a post-CFG hook of the test's own."""
-    guider, extra = rec["guider"], rec["extra_args"]
-    ms = guider.inner_model.model_sampling
+    ms = rec["guider"].inner_model.model_sampling
+    predict = probes.branch_predict(rec)
     z = comfy.sample.prepare_noise(lat, SEED)
     cands = core.candidate_noises(z, SEED, m)
     best = None
@@ -68,17 +68,10 @@ def expected(rec, lat, m, strength, direction, sched):
         for tau, w in zip(sched.taus, sched.weights):
             sig = torch.full((z.shape[0],), min(float(ms.percent_to_sigma(1 - tau)), float(ms.sigma_max)))
             x = c / ms.calculate_input(sig, torch.ones_like(c))
-            seen = {}
-
-            def hook(args):
-                seen["c"], seen["u"] = args["cond_denoised"], args["uncond_denoised"]
-                return args["denoised"]
-            mo = dict(extra["model_options"], disable_cfg1_optimization=True)
-            mo["sampler_post_cfg_function"] = list(mo.get("sampler_post_cfg_function", [])) + [hook]
-            d = guider(x, sig, model_options=mo, seed=extra["seed"])
+            d, dc, du = predict(x, sig)
             dirs.append(core.semantic_direction(d, x, sig))
-            prm = prm + (seen["c"] - seen["u"]) * w
-            conf = conf + core.conflict(seen["c"], seen["u"]) * w
+            prm = prm + (dc - du) * w
+            conf = conf + core.conflict(dc, du) * w
         norm = sum(w * w for w in sched.weights) ** 0.5
         conf = conf / sum(sched.weights)
         e = prm / norm if direction == "prompt" else core.aggregate(dirs, sched.weights)

@@ -126,23 +126,6 @@ def ksample(model, positive, negative, latent, steps=4):
 
 # ---------------------------------------------------------------- image to video
 
-def branch_predict(rec):
-    """The guided prediction with both CFG branches read through a post-CFG hook of the test's own."""
-    guider, extra = rec["guider"], rec["extra_args"]
-    seen = {}
-
-    def hook(args):
-        seen["c"], seen["u"] = args["cond_denoised"], args["uncond_denoised"]
-        return args["denoised"]
-    mo = dict(extra["model_options"], disable_cfg1_optimization=True)
-    mo["sampler_post_cfg_function"] = list(mo.get("sampler_post_cfg_function", [])) + [hook]
-
-    def predict(x, sig):
-        d = guider(x, sig, model_options=mo, seed=extra["seed"])
-        return d, seen.pop("c"), seen.pop("u")
-    return predict
-
-
 def one_latent_path(rec, lat):
     """The refinement of one latent as the pack did it before packed latents were handled: stock
     noise, candidates, erasure, and core.refine_inject on the whole latent (no sub-latents)."""
@@ -151,7 +134,7 @@ def one_latent_path(rec, lat):
     cands = [core.erase(c, SEED, ERASE_N) for c in core.candidate_noises(z, SEED, CANDIDATES)]
     sigma_of_tau = lambda tau: min(float(ms.percent_to_sigma(1.0 - tau)), float(ms.sigma_max))
     c_in = lambda sig: ms.calculate_input(sig, torch.ones((sig.shape[0],) + (1,) * (z.ndim - 1))).reshape(-1)
-    return core.refine_inject(cands[0], core.DEFAULT_SCHEDULE, STRENGTH, sigma_of_tau, c_in, branch_predict(rec),
+    return core.refine_inject(cands[0], core.DEFAULT_SCHEDULE, STRENGTH, sigma_of_tau, c_in, probes.branch_predict(rec),
                               candidates=cands)
 
 
@@ -211,7 +194,7 @@ def expected_packed(rec, lat, candidates, strength):
     tensor, as the model needs both streams), then per sub-latent conflict and mix with the
     ordinary one-latent core functions."""
     ms = rec["guider"].inner_model.model_sampling
-    predict = branch_predict(rec)
+    predict = probes.branch_predict(rec)
     subs = comfy.sample.prepare_noise(lat, SEED).unbind()
     shapes = [s.shape for s in subs]
     per_sub = [[core.erase(c, SEED, ERASE_N) for c in core.candidate_noises(s, SEED, candidates)] for s in subs]
