@@ -2,7 +2,8 @@
 base directory and database) driven through its HTTP and websocket API, as the frontend drives it.
 
 ``LiveServer(tmp, custom_nodes={folder name: source dir})`` links each source into the base directory's
-``custom_nodes/``; ``stop()`` ends the process (use it in a ``finally`` or a fixture). A websocket
+``custom_nodes/`` (``install(custom_nodes_dir)`` may put folders there another way, e.g. as a copy);
+``stop()`` ends the process (use it in a ``finally`` or a fixture). A websocket
 listener (aiohttp, a ComfyUI dependency, in a background thread) records every JSON message with its
 arrival time, per prompt id, so tests can wait on a prompt's end and read what the executor reported
 (``executing``, ``execution_cached``, ``progress``, ``execution_error``, ``execution_interrupted``...).
@@ -22,6 +23,7 @@ import urllib.parse
 import urllib.request
 import uuid
 from pathlib import Path
+from typing import Callable
 
 from host import comfyui_path
 
@@ -36,12 +38,15 @@ def free_port() -> int:
 
 
 class LiveServer:
-    def __init__(self, tmp: Path, custom_nodes: dict[str, Path], extra_args: tuple = ()):
+    def __init__(self, tmp: Path, custom_nodes: dict[str, Path], extra_args: tuple = (),
+                 install: Callable[[Path], object] | None = None, websocket: bool = True):
         base = tmp / "base"
         for d in ("custom_nodes", "models", "input", "output", "temp", "user"):
             (base / d).mkdir(parents=True, exist_ok=True)
         for name, src in custom_nodes.items():
             (base / "custom_nodes" / name).symlink_to(src, target_is_directory=True)
+        if install is not None:
+            install(base / "custom_nodes")
         self.output_dir = base / "output"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -61,7 +66,8 @@ class LiveServer:
         self.proc = subprocess.Popen(cmd, cwd=tmp, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         try:
             self._wait_up()
-            self._start_ws()
+            if websocket:
+                self._start_ws()
         except BaseException:
             self.stop()
             raise

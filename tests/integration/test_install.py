@@ -11,34 +11,23 @@ base directory and database), started with the ComfyUI and Python that run this 
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from host import ROOT, comfyui_path  # noqa: E402
+from host import ROOT  # noqa: E402
+from live_server import LiveServer  # noqa: E402
 
 OUR_NODES = ("NoiseSemanticErase", "NoiseSemanticInject", "NoiseSemanticTemporalSchedule")
 SCRIPT = "noise_semantics.js"
 # Registry / comfy-cli install folder (the project name), and a git clone's default folder.
 FOLDERS = {"comfyui-noise-semantics": "link", "ComfyUI-Noise-Semantics": "copy"}
-BOOT_TIMEOUT_S = 240
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _install(custom_nodes: Path, folder: str, how: str) -> Path:
@@ -57,11 +46,6 @@ def _install(custom_nodes: Path, folder: str, how: str) -> Path:
     return dest
 
 
-def _get(url: str, timeout: float = 30):
-    with urllib.request.urlopen(url, timeout=timeout) as r:
-        return r.status, r.read()
-
-
 def _no_duplicate_keys(pairs):
     keys = Counter(k for k, _ in pairs)
     dup = [k for k, n in keys.items() if n > 1]
@@ -69,56 +53,18 @@ def _no_duplicate_keys(pairs):
     return dict(pairs)
 
 
-class Server:
+class Server(LiveServer):
+    """A real server whose custom_nodes/ holds the pack under ``folder``, linked or copied."""
+
     def __init__(self, tmp: Path, folder: str, how: str):
         self.folder = folder
-        base = tmp / "base"
-        for d in ("custom_nodes", "models", "input", "output", "temp", "user"):
-            (base / d).mkdir(parents=True)
-        _install(base / "custom_nodes", folder, how)
-        comfy = comfyui_path()
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = tmp / "server.log"
-        env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", DO_NOT_TRACK="1")
-        # Everything the server writes goes under tmp (the current host's tree is read-only).
-        cmd = [sys.executable, str(comfy / "main.py"), "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
-               "--base-directory", str(base), "--database-url", f"sqlite:///{tmp / 'comfyui.db'}",
-               "--disable-auto-launch"]
-        self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(cmd, cwd=tmp, env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + BOOT_TIMEOUT_S
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"ComfyUI exited with {self.proc.returncode}:\n{self.tail()}")
-            try:
-                if _get(self.url + "/system_stats", timeout=5)[0] == 200:
-                    break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"ComfyUI did not answer within {BOOT_TIMEOUT_S} s:\n{self.tail()}")
-            time.sleep(0.5)
-
-    def tail(self, n: int = 4000) -> str:
-        self.log.flush()
-        return self.log_path.read_text(errors="replace")[-n:]
+        super().__init__(tmp, {}, install=lambda custom_nodes: _install(custom_nodes, folder, how),
+                         websocket=False)
 
     def json(self, path: str):
-        status, body = _get(self.url + path)
+        status, body = self.get(path)
         assert status == 200, path
         return json.loads(body, object_pairs_hook=_no_duplicate_keys)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
 
 
 @pytest.fixture(scope="module", params=list(FOLDERS), ids=lambda f: f)
@@ -145,14 +91,14 @@ def test_each_node_is_registered_once_from_the_install_folder(server):
 def test_the_frontend_script_is_listed_once(server):
     ours = [e for e in server.extensions if e.endswith("/" + SCRIPT)]
     assert ours == [f"/extensions/{urllib.parse.quote(server.folder)}/{SCRIPT}"], ours
-    status, body = _get(server.url + ours[0])
+    status, body = server.get(ours[0])
     assert status == 200 and b"registerExtension" in body
 
 
 def test_help_pages_are_served_where_the_frontend_looks(server):
     # ComfyUI's frontend fetches /extensions/<folder of python_module>/docs/<NodeId>.md
     for node_id in OUR_NODES:
-        status, body = _get(f"{server.url}/extensions/{urllib.parse.quote(server.folder)}/docs/{node_id}.md")
+        status, body = server.get(f"/extensions/{urllib.parse.quote(server.folder)}/docs/{node_id}.md")
         assert status == 200 and body.startswith(b"# ")
 
 
