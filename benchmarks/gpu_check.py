@@ -153,22 +153,6 @@ def boot(cuda: bool, reserve_vram: float | None):
     import comfy.model_management  # noqa: F401
 
 
-class Counter:
-    """unet function wrapper: latents through the network and calls, probes and sampling alike."""
-
-    def __init__(self):
-        self.latents = 0
-        self.calls = 0
-
-    def __call__(self, apply_model, args):
-        self.latents += int(args["input"].shape[0])
-        self.calls += 1
-        return apply_model(args["input"], args["timestep"], **args["c"])
-
-    def __deepcopy__(self, memo):
-        return self  # ModelPatcher.clone deep-copies model_options: keep counting here
-
-
 def build(spec: Spec, seed: int = 0):
     import torch
     import comfy.model_management as mm
@@ -224,8 +208,9 @@ def sample(model, spec: Spec, positive, negative, seed: int, steps: int | None =
     import comfy.model_management as mm
     import comfy.patcher_extension as pe
     import comfy.sample
+    from benchmarks.frontier.experiment import EvalCounter
 
-    counter = Counter()
+    counter = EvalCounter()
     m = model.clone()
     m.set_model_unet_function_wrapper(counter)
     seen = {}
@@ -421,7 +406,7 @@ def markdown(result: dict) -> str:
                          f"{r['extra_evals']:.0f} | {r['probe_calls']} | {peak(r['peak_gib'])} | "
                          f"{r['noise_dtype'].replace('torch.', '')}{'' if r['finite'] else ' NOT FINITE'} |")
         ch = fam["chunk"]
-        lines += ["", f"Probe batch estimate (ComfyUI's memory_required x 1.5 is what must fit): "
+        lines += ["", "Probe batch estimate (ComfyUI's memory_required x 1.5 is what must fit): "
                       + ", ".join(f"{c} probe(s) {v * 1.5:.2f} GiB" for c, v in ch["need_gib"].items())
                       + f"; free {ch['free_gib']:.2f} GiB, reserved {ch['reserved_gib']:.2f} GiB: "
                         f"5 probes in calls of {ch['chunk_now']}."]

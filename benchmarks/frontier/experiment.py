@@ -59,13 +59,15 @@ def sched(**kw) -> tuple:
 
 class EvalCounter:
     """unet function wrapper: counts latents through the network (one per latent per call, so
-    CFG costs two per step), the sampler's and the probes' alike."""
+    CFG costs two per step) and network calls, the sampler's and the probes' alike."""
 
     def __init__(self):
         self.latents = 0
+        self.calls = 0
 
     def __call__(self, apply_model, args):
         self.latents += int(args["input"].shape[0])
+        self.calls += 1
         return apply_model(args["input"], args["timestep"], **args["c"])
 
     def __deepcopy__(self, memo):
