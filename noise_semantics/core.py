@@ -345,18 +345,31 @@ class Probes:
     weights (TPW): ``guided`` = sum_k w_k s_k / sqrt(sum w_k^2) with s_k the guided denoising
     direction (the paper's e_agg); with both CFG branches read, ``prompt`` = the same sum of
     (D_cond - D_uncond)_k, the prompt-specific part of the prediction, in the latent's own units,
-    and ``conflict`` = the weighted mean of ``conflict()`` over the probes."""
+    and ``conflict`` = the weighted mean of ``conflict()`` over the probes. With ``denoised`` asked of
+    ``run_probes``: ``denoised`` = the weighted mean (w_k / sum w_k) of the guided prediction D_k, and
+    with both branches ``cond`` / ``uncond`` the same of D_cond / D_uncond: what the model makes of
+    each noise with the prompt, and with the negative prompt alone (what the noise itself "prefers",
+    the paper's Figure 3), in the sampler's model space."""
     guided: torch.Tensor
     prompt: torch.Tensor | None = None
     conflict: torch.Tensor | None = None
     calls: int = 0
+    denoised: torch.Tensor | None = None
+    cond: torch.Tensor | None = None
+    uncond: torch.Tensor | None = None
+
+    def rows(self, rows) -> "Probes":
+        """The same findings for the probed noises ``rows`` (an index tensor)."""
+        sel = lambda t: None if t is None else t[rows]
+        return Probes(sel(self.guided), sel(self.prompt), sel(self.conflict), self.calls, sel(self.denoised),
+                      sel(self.cond), sel(self.uncond))
 
 
 def run_probes(z: torch.Tensor, schedule: TemporalSchedule,
                sigma_of_tau: Callable[[float], float], c_in: Callable[[torch.Tensor], torch.Tensor],
                predict: Callable, branches: bool = False, chunk: int | None = None,
                on_chunk: Callable[[int], None] | None = None, node: str = "Noise Semantic Inject",
-               segments=None, start: "SamplerStart | None" = None) -> Probes:
+               segments=None, start: "SamplerStart | None" = None, denoised: bool = False) -> Probes:
     """Runs every probe of nonzero weight through ``predict(x, sigma)`` in batches of ``chunk``
     probes x N noises (k-major, so per-sample conditioning repeats cleanly) and streams the TPW
     sums, so peak extra memory is one chunk of probes. ``predict`` returns the guided denoised
@@ -367,7 +380,10 @@ def run_probes(z: torch.Tensor, schedule: TemporalSchedule,
     (the paper's pred(z, t_k, y)). With ``start`` (input-aware probes), it sees what the sampler
     would see had it started at sigma_k from the same noise: ``start.view`` (the input latent noised
     to sigma_k, the known latent where a mask keeps it), and D is blended with the input where the
-    mask keeps it, as the sampler's own prediction is. Either way ``s_k = (D_k - x_k) / sigma_k``."""
+    mask keeps it, as the sampler's own prediction is. Either way ``s_k = (D_k - x_k) / sigma_k``.
+
+    ``denoised``: also keep the weighted mean predictions themselves (``Probes.denoised``, and with
+    ``branches`` ``Probes.cond`` / ``Probes.uncond``), for the Noise Semantic Preview node."""
     live = [(t, w) for t, w in zip(schedule.taus, schedule.weights) if w != 0.0]
     norm = math.sqrt(sum(w * w for _, w in live))
     wsum = sum(w for _, w in live)
@@ -377,6 +393,10 @@ def run_probes(z: torch.Tensor, schedule: TemporalSchedule,
     if branches:
         out.prompt = torch.zeros_like(out.guided)
         out.conflict = torch.zeros(B, dtype=torch.float32, device=z.device)
+    if denoised:
+        out.denoised = torch.zeros_like(out.guided)
+        if branches:
+            out.cond, out.uncond = torch.zeros_like(out.guided), torch.zeros_like(out.guided)
     for first in range(0, len(live), chunk):
         part = live[first:first + chunk]
         sig = torch.tensor([sigma_of_tau(t) for t, _ in part], dtype=torch.float32, device=z.device)
@@ -408,6 +428,11 @@ def run_probes(z: torch.Tensor, schedule: TemporalSchedule,
             if branches:
                 out.prompt += (dc[rows] - du[rows]).to(torch.float32) * (w / norm)
                 out.conflict += conflict(dc[rows], du[rows], segments) * (w / wsum)
+            if denoised:
+                out.denoised += d[rows].to(torch.float32) * (w / wsum)
+                if branches:
+                    out.cond += dc[rows].to(torch.float32) * (w / wsum)
+                    out.uncond += du[rows].to(torch.float32) * (w / wsum)
         del d, dc, du, s, x_in, pred
         if on_chunk is not None:
             on_chunk(len(part))
@@ -424,13 +449,52 @@ def candidate_noises(z: torch.Tensor, seed: int, candidates: int) -> list:
 SCREEN_STREAM = 1 << 20  # derived-seed draw indices of screening; Erase uses 2..n
 
 
+@dataclass
+class Screening:
+    """What the probes found for every candidate noise: ``noises`` and ``probes`` hold m x B rows,
+    candidate-major (row j * B + b is candidate j of sample b); with several candidates, ``scores``
+    [m, B] are their conflicts and ``pick`` [B] the candidate each sample keeps (the least conflict)."""
+    noises: torch.Tensor
+    probes: Probes
+    scores: torch.Tensor | None = None
+    pick: torch.Tensor | None = None
+
+    def kept(self) -> tuple:
+        """The kept noise and its probes, [B] rows (the only candidate, without screening)."""
+        if self.pick is None:
+            return self.noises, self.probes
+        B = self.pick.shape[0]
+        rows = self.pick * B + torch.arange(B, device=self.pick.device)
+        return self.noises[rows], self.probes.rows(rows)
+
+
+def screen(z: torch.Tensor, schedule: TemporalSchedule, sigma_of_tau: Callable[[float], float],
+           c_in: Callable[[torch.Tensor], torch.Tensor], predict: Callable,
+           candidates: Sequence[torch.Tensor] | None = None, branches: bool = False, chunk: int | None = None,
+           on_chunk: Callable[[int], None] | None = None, node: str = "Noise Semantic Inject", segments=None,
+           start: "SamplerStart | None" = None, denoised: bool = False) -> Screening:
+    """Probes ``z`` (or every one of ``candidates``, the first being ``z``, in the same batched calls)
+    and, with several candidates, picks per sample the one whose probes show the least conflict
+    between prompt and noise. Noise Semantic Inject and Noise Semantic Preview both probe here, so the
+    candidate the Preview marks is the one Inject keeps. ``branches`` / ``denoised``: see
+    ``run_probes`` (screening always reads the branches)."""
+    screening = candidates is not None and len(candidates) > 1
+    zs = torch.cat(list(candidates), 0) if screening else z
+    p = run_probes(zs, schedule, sigma_of_tau, c_in, predict, branches or screening, chunk, on_chunk, node,
+                   segments, start, denoised)
+    if not screening:
+        return Screening(zs, p)
+    scores = p.conflict.reshape(len(candidates), z.shape[0])
+    return Screening(zs, p, scores, scores.argmin(0))  # pick: [B], candidate index per sample
+
+
 def refine_inject(z: torch.Tensor, schedule: TemporalSchedule, strength: float,
                   sigma_of_tau: Callable[[float], float], c_in: Callable[[torch.Tensor], torch.Tensor],
                   predict: Callable, chunk: int | None = None,
                   on_chunk: Callable[[int], None] | None = None, decorrelated: bool = True,
                   direction: str = "guided", candidates: Sequence[torch.Tensor] | None = None,
                   node: str = "Noise Semantic Inject", segments=None,
-                  start: "SamplerStart | None" = None) -> torch.Tensor:
+                  start: "SamplerStart | None" = None, report: dict | None = None) -> torch.Tensor:
     """Semantic Injection, with two options beyond the paper:
 
     * ``direction="prompt"`` injects the probes' prompt-specific part, sum_k w_k (D_cond - D_uncond),
@@ -446,7 +510,10 @@ def refine_inject(z: torch.Tensor, schedule: TemporalSchedule, strength: float,
     sub-latents; each sample keeps one candidate for all of its sub-latents (the joint noise that
     was probed), scored by the mean of the sub-latents' conflicts; the mix is per sub-latent.
 
-    ``start`` makes the probes input-aware (img2img, inpainting; see ``run_probes``)."""
+    ``start`` makes the probes input-aware (img2img, inpainting; see ``run_probes``).
+
+    ``report``: a dict that receives ``"screening"``, the ``Screening`` (scores and picks), when the
+    model was probed."""
     check_strength(strength, node)
     if direction not in DIRECTIONS:
         raise _fail(node, f"input 'direction' is {direction!r}", f"choose one of {', '.join(DIRECTIONS)}")
@@ -454,18 +521,13 @@ def refine_inject(z: torch.Tensor, schedule: TemporalSchedule, strength: float,
     if strength == 0 and not screening:
         return z
     check_finite(z, node, "the noise to refine", "check the sampler's noise source and the Erase node before it")
-    branches = screening or direction != "guided"
-    zs = torch.cat(list(candidates), 0) if screening else z
-    p = run_probes(zs, schedule, sigma_of_tau, c_in, predict, branches, chunk, on_chunk, node, segments, start)
-    B = z.shape[0]
-    if screening:
-        m = len(candidates)
-        pick = p.conflict.reshape(m, B).argmin(0)  # [B], candidate index per sample
-        rows = pick * B + torch.arange(B, device=pick.device)
-        sel = lambda t: None if t is None else t[rows]
-        zs, p = zs[rows], Probes(p.guided[rows], sel(p.prompt), sel(p.conflict), p.calls)
-        if strength == 0:
-            return zs.to(z.dtype)
+    found = screen(z, schedule, sigma_of_tau, c_in, predict, candidates, direction != "guided", chunk, on_chunk,
+                   node, segments, start)
+    if report is not None:
+        report["screening"] = found
+    zs, p = found.kept()
+    if screening and strength == 0:
+        return zs.to(z.dtype)
     if direction == "prompt":
         return inject(zs, p.prompt, strength, decorrelated, standardized=False, segments=segments)
     return inject(zs, p.guided, strength, decorrelated, segments=segments)

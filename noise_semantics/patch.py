@@ -152,15 +152,20 @@ def without_step_cache(model_options: dict, model_sampling) -> dict:
     return out
 
 
-def run_injection(guider, extra_args, z: torch.Tensor, settings: dict, candidates=None, segments=None,
-                  start=None) -> tuple:
-    node = "Noise Semantic Inject"
+def probe_with_model(guider, extra_args, z: torch.Tensor, settings: dict, body, rows: int = 1, branches=None,
+                     node: str = "Noise Semantic Inject") -> tuple:
+    """The probing both Noise Semantic Inject and Noise Semantic Preview do, inside a sampler's
+    SAMPLER_SAMPLE wrapper: builds ``predict`` (the sampler's own guider, its CFG branches read when
+    ``branches``), the probe sigmas and the network's input scaling, and runs
+    ``body(sigma_of_tau, c_in, predict, chunk, on_chunk)`` (a call of core.refine_inject or
+    core.screen) in chunks of probes that fit in memory, halving the chunk on out-of-memory.
+    ``rows``: noises probed per sample (screening's candidates). Returns (body's result, guided calls,
+    chunk)."""
     schedule = settings["schedule"]
-    strength = settings["strength"]
     model = guider.inner_model
     ms = model.model_sampling
     sigma_max = float(ms.sigma_max)
-    branches = _needs_branches(settings)
+    branches = _needs_branches(settings) if branches is None else branches
     model_options = extra_args["model_options"]
     if branches:
         if getattr(guider, "conds", {}).get("negative") is None:
@@ -223,16 +228,12 @@ def run_injection(guider, extra_args, z: torch.Tensor, settings: dict, candidate
 
     live = sum(1 for w in schedule.weights if w != 0.0)
     cfg_branches = 2 if branches or not math.isclose(getattr(guider, "cfg", 1.0), 1.0) else 1
-    chunk = probe_chunk(model, z, live, cfg_branches * (len(candidates) if candidates else 1))
+    chunk = probe_chunk(model, z, live, cfg_branches * rows)
     while True:
         pbar = comfy.utils.ProgressBar(live)
         calls[0] = 0
         try:
-            out = core.refine_inject(z, schedule, strength, sigma_of_tau, c_in,
-                                     one_row_per_call(predict) if windows else predict, chunk=chunk,
-                                     on_chunk=pbar.update, decorrelated=settings.get("decorrelate", True),
-                                     direction=settings.get("direction", "guided"), candidates=candidates,
-                                     node=node, segments=segments, start=start)
+            out = body(sigma_of_tau, c_in, one_row_per_call(predict) if windows else predict, chunk, pbar.update)
             return out, calls[0], chunk
         except torch.OutOfMemoryError:
             if chunk == 1:
@@ -240,6 +241,21 @@ def run_injection(guider, extra_args, z: torch.Tensor, settings: dict, candidate
             chunk = max(1, chunk // 2)
             log.warning("%s: out of memory, retrying with %d probe(s) per model call", node, chunk)
             comfy.model_management.soft_empty_cache(True)
+
+
+def run_injection(guider, extra_args, z: torch.Tensor, settings: dict, candidates=None, segments=None,
+                  start=None, report: dict | None = None) -> tuple:
+    """Noise Semantic Inject's refinement of ``z`` (screening ``candidates`` first), probing through
+    ``probe_with_model``. Returns (refined noise, guided calls, chunk); ``report``: see
+    core.refine_inject."""
+    node = "Noise Semantic Inject"
+
+    def body(sigma_of_tau, c_in, predict, chunk, on_chunk):
+        return core.refine_inject(z, settings["schedule"], settings["strength"], sigma_of_tau, c_in, predict,
+                                  chunk=chunk, on_chunk=on_chunk, decorrelated=settings.get("decorrelate", True),
+                                  direction=settings.get("direction", "guided"), candidates=candidates, node=node,
+                                  segments=segments, start=start, report=report)
+    return probe_with_model(guider, extra_args, z, settings, body, len(candidates) if candidates else 1, node=node)
 
 
 def packed_shapes(guider, noise: torch.Tensor, node: str):
