@@ -9,12 +9,13 @@ from comfy_api.latest import ComfyExtension, io
 
 from .noise_semantics.erase import NoiseSemanticErase
 from .noise_semantics.inject import NoiseSemanticInject
+from .noise_semantics.preview import NoiseSemanticPreview
 from .noise_semantics.schedule import TemporalWeightSchedule
 
 
 class NoiseSemanticsExtension(ComfyExtension):
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
-        return [NoiseSemanticErase, NoiseSemanticInject, TemporalWeightSchedule]
+        return [NoiseSemanticErase, NoiseSemanticInject, TemporalWeightSchedule, NoiseSemanticPreview]
 
 
 async def comfy_entrypoint() -> NoiseSemanticsExtension:

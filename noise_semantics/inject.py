@@ -51,6 +51,8 @@ class NoiseSemanticInject(io.ComfyNode):
             ],
             outputs=[io.Model.Output(
                 tooltip="The model, patched so that every sampler using it starts from the injected noise.")],
+            # its own id, so that the sampler's run can report on this node what it did (patch.show_on_node)
+            hidden=[io.Hidden.unique_id],
         )
 
     @classmethod
@@ -69,9 +71,11 @@ class NoiseSemanticInject(io.ComfyNode):
         if int(candidates) < 1:
             raise core.NoiseSemanticsError(f"[{TITLE}] input 'candidates' is {candidates}. Fix: use 1 (no "
                                            f"screening) or more")
+        hidden = getattr(cls, "hidden", None)  # None when the class is called directly, outside ComfyUI's executor
         return io.NodeOutput(patch.patched(model, "inject", {"strength": float(strength),
                                                              "decorrelate": bool(decorrelate),
                                                              "schedule": schedule, "direction": direction,
-                                                             "candidates": int(candidates)}))
+                                                             "candidates": int(candidates),
+                                                             "node_id": getattr(hidden, "unique_id", None)}))
 
     patch = execute  # the V1 method name, for scripts that call the class directly (as ComfyUI's FreeU keeps)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
 
 import torch
 
@@ -152,6 +153,12 @@ def without_step_cache(model_options: dict, model_sampling) -> dict:
     return out
 
 
+def cfg_rows(guider, branches: bool) -> int:
+    """Evaluations per probe and noise: CFG's two branches, or one where ComfyUI skips the
+    unconditional branch (cfg 1) and the probes do not read it."""
+    return 2 if branches or not math.isclose(getattr(guider, "cfg", 1.0), 1.0) else 1
+
+
 def probe_with_model(guider, extra_args, z: torch.Tensor, settings: dict, body, rows: int = 1, branches=None,
                      node: str = "Noise Semantic Inject") -> tuple:
     """The probing both Noise Semantic Inject and Noise Semantic Preview do, inside a sampler's
@@ -227,8 +234,7 @@ def probe_with_model(guider, extra_args, z: torch.Tensor, settings: dict, body, 
         return d, seen.pop("cond"), seen.pop("uncond")
 
     live = sum(1 for w in schedule.weights if w != 0.0)
-    cfg_branches = 2 if branches or not math.isclose(getattr(guider, "cfg", 1.0), 1.0) else 1
-    chunk = probe_chunk(model, z, live, cfg_branches * rows)
+    chunk = probe_chunk(model, z, live, cfg_rows(guider, branches) * rows)
     while True:
         pbar = comfy.utils.ProgressBar(live)
         calls[0] = 0
@@ -291,10 +297,84 @@ def starting_noises(noise: torch.Tensor, seed: int, shapes, candidates: int, era
     return [comfy.utils.pack_latents([cands[j] for cands in per_sub])[0] for j in range(candidates)]
 
 
+PREVIEW = "Noise Semantic Preview"
+
+
+@dataclass
+class PreviewSink:
+    """Where the Preview node's probing (inside the sampler wrapper) leaves its findings: an object,
+    not a dict, so that it is shared, not copied, when the sampler clones its model options."""
+    screening: core.Screening | None = None
+    prefers: torch.Tensor | None = None
+    asked: torch.Tensor | None = None
+    calls: int = 0
+
+
+def preview_probes(guider, sigmas, extra_args, noise, erase_s: dict | None, preview_s: dict):
+    """Noise Semantic Preview, inside a real sampler set-up (CFGGuider.sample: model loaded,
+    conditioning prepared): the candidates Inject would screen from this noise (erased first if the
+    model carries Erase), probed through the same ``probe_with_model`` / ``core.screen``, both CFG
+    branches and the mean predictions kept. The sampler itself is never run."""
+    seed = extra_args.get("seed")
+    seed = 0 if seed is None else int(seed)
+    shapes = packed_shapes(guider, noise, PREVIEW)
+    if shapes is not None:
+        raise core.NoiseSemanticsError(
+            f"[{PREVIEW}] input 'latent' holds {len(shapes)} latents {shapes} packed into one; a sheet of them "
+            f"cannot be decoded as one picture. Fix: preview with the video (or image) latent alone")
+    m = int(preview_s["candidates"])
+    cands = starting_noises(noise, seed, None, m, erase_s)
+    schedule = preview_s["schedule"]
+
+    def body(sigma_of_tau, c_in, predict, chunk, on_chunk):
+        return core.screen(cands[0], schedule, sigma_of_tau, c_in, predict, cands if m > 1 else None, True, chunk,
+                           on_chunk, PREVIEW, denoised=True)
+    found, calls, _ = probe_with_model(guider, extra_args, cands[0], {"schedule": schedule}, body, m, branches=True,
+                                       node=PREVIEW)
+    sink = preview_s["sink"]
+    out = guider.inner_model.process_latent_out  # model space -> the LATENT a VAE decodes
+    sink.screening, sink.calls = found, calls
+    sink.prefers = out(found.probes.uncond.to(noise.dtype)).float()
+    sink.asked = out(found.probes.denoised.to(noise.dtype)).float()
+    return noise
+
+
+def report_lines(found: core.Screening | None, batch: int, strength: float, evaluations: int) -> list:
+    """Per image of the batch: the candidate kept, the scores, the strength and the extra evaluations
+    (what the Inject node shows after a run)."""
+    lines = []
+    for b in range(batch):
+        if found is not None and found.pick is not None:
+            k = int(found.pick[b])
+            scores = " ".join(f"[{float(v):.3f}]" if j == k else f"{float(v):.3f}"
+                              for j, v in enumerate(found.scores[:, b]))
+            what = f"kept candidate {k + 1} of {found.scores.shape[0]} (conflict {scores})"
+        else:
+            what = "the sampler's own noise"
+        lines.append(f"image {b + 1}: {what}, strength {strength:g}, {evaluations} extra evaluations")
+    return lines
+
+
+def show_on_node(node_id, text: str) -> None:
+    """Text on a node in the browser, through ComfyUI's own progress-text channel (as its Get Image
+    Size node does); nothing without a server (ComfyUI run as a library)."""
+    if node_id is None:
+        return
+    try:
+        import server
+    except ImportError:
+        return
+    instance = getattr(server.PromptServer, "instance", None)
+    if instance is not None and hasattr(instance, "send_progress_text"):
+        instance.send_progress_text(text, str(node_id))
+
+
 def refine_noise_wrapper(executor, guider, sigmas, extra_args, callback, noise, latent_image, denoise_mask,
                          disable_pbar):
     settings = settings_of(extra_args["model_options"])
     erase_s, inject_s = settings.get("erase"), settings.get("inject")
+    if settings.get("preview") is not None:
+        return preview_probes(guider, sigmas, extra_args, noise, erase_s, settings["preview"])
     if erase_s is None and inject_s is None:
         return executor(guider, sigmas, extra_args, callback, noise, latent_image, denoise_mask, disable_pbar)
     if torch.count_nonzero(noise) == 0:
@@ -313,18 +393,26 @@ def refine_noise_wrapper(executor, guider, sigmas, extra_args, callback, noise, 
     if erase_s is not None:
         notes.append(f"erased with n={erase_s['samples']}")
     z = cands[0]
+    report = {}
     if inject_s is not None and inject_s["strength"] == 0 and m == 1:
         notes.append("inject strength 0: no change")
+        evaluations = 0
     elif inject_s is not None:
         z, calls, chunk = run_injection(guider, extra_args, z, inject_s, cands if m > 1 else None, segments,
                                         sampler_start(guider, extra_args, sigmas, latent_image, denoise_mask,
-                                                      inject_s))
+                                                      inject_s), report)
         what = f"screened {m} candidate noises, " if m > 1 else ""
         notes.append(f"{what}injected strength {inject_s['strength']:g} ({inject_s.get('direction', 'guided')}) "
                      f"from {len(inject_s['schedule'])} probe(s) in {calls} guided call(s) of up to {chunk} probe(s)")
+        live = sum(1 for w in inject_s["schedule"].weights if w != 0.0)
+        evaluations = live * m * cfg_rows(guider, _needs_branches(inject_s))
     ms = guider.inner_model.model_sampling
     if float(sigmas[0]) < float(ms.sigma_max) * (1 - 1e-3):
         notes.append(f"sampling starts below sigma_max ({float(sigmas[0]):.4g} < {float(ms.sigma_max):.4g}, "
                      f"denoise < 1): the refined noise is what gets added to the input latent")
     log.info("Noise Semantics: %s", "; ".join(notes))
+    if inject_s is not None:
+        lines = report_lines(report.get("screening"), noise.shape[0], inject_s["strength"], evaluations)
+        log.info("Noise Semantic Inject: %s", "; ".join(lines))
+        show_on_node(inject_s.get("node_id"), "\n".join(lines))
     return executor(guider, sigmas, extra_args, callback, z, latent_image, denoise_mask, disable_pbar)

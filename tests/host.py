@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PACK_DIR_NAME = "comfyui-noise-semantics"
 OUR_NODES = {"NoiseSemanticErase": "Noise Semantic Erase",
              "NoiseSemanticInject": "Noise Semantic Inject",
-             "NoiseSemanticTemporalSchedule": "Temporal Weight Schedule"}
+             "NoiseSemanticTemporalSchedule": "Temporal Weight Schedule",
+             "NoiseSemanticPreview": "Noise Semantic Preview"}
 _booted = None
 
 

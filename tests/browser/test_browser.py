@@ -43,7 +43,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 JS = (ROOT / "js" / "noise_semantics.js").read_text()
 PACK = "comfyui-noise-semantics"
-OURS = ("NoiseSemanticErase", "NoiseSemanticInject", "NoiseSemanticTemporalSchedule")
+OURS = ("NoiseSemanticErase", "NoiseSemanticInject", "NoiseSemanticTemporalSchedule", "NoiseSemanticPreview")
 WORKFLOWS = sorted((ROOT / "workflows").glob("*.json"))
 
 
@@ -470,6 +470,7 @@ def _close_node_help(page):
     ("NoiseSemanticErase", "Noise Semantic Erase"),
     ("NoiseSemanticInject", "Noise Semantic Inject"),
     ("NoiseSemanticTemporalSchedule", "Temporal Weight Schedule"),
+    ("NoiseSemanticPreview", "Noise Semantic Preview"),
 ])
 def test_node_help_page(target, page, artifacts, node_type, heading):
     """The frontend's node help (the selection toolbox's info button) shows js/docs/<NodeId>.md."""

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from host import ROOT  # noqa: E402
 from live_server import LiveServer  # noqa: E402
 
-OUR_NODES = ("NoiseSemanticErase", "NoiseSemanticInject", "NoiseSemanticTemporalSchedule")
+OUR_NODES = ("NoiseSemanticErase", "NoiseSemanticInject", "NoiseSemanticTemporalSchedule", "NoiseSemanticPreview")
 SCRIPT = "noise_semantics.js"
 # Registry / comfy-cli install folder (the project name), and a git clone's default folder.
 FOLDERS = {"comfyui-noise-semantics": "link", "ComfyUI-Noise-Semantics": "copy"}

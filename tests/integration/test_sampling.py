@@ -287,14 +287,17 @@ def test_erase_node_refuses_zero_samples():
 
 def test_node_names_categories_and_tooltips():
     want = {"NoiseSemanticErase": "Noise Semantic Erase", "NoiseSemanticInject": "Noise Semantic Inject",
-            "NoiseSemanticTemporalSchedule": "Temporal Weight Schedule"}
+            "NoiseSemanticTemporalSchedule": "Temporal Weight Schedule",
+            "NoiseSemanticPreview": "Noise Semantic Preview"}
     cats = set()
     for key, display in want.items():
         assert nodes.NODE_DISPLAY_NAME_MAPPINGS[key] == display
         cls = nodes.NODE_CLASS_MAPPINGS[key]
         cats.add(cls.CATEGORY)
         spec = cls.INPUT_TYPES()
-        for group in spec.values():
+        for section, group in spec.items():
+            if section == "hidden":  # filled in by the executor (the node's own id), never shown
+                continue
             for name, (typ, *opts) in group.items():
                 assert opts and opts[0].get("tooltip"), f"{display}.{name} has no tooltip"
         assert len(cls.OUTPUT_TOOLTIPS) == len(cls.RETURN_TYPES)

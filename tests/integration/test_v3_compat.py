@@ -53,6 +53,16 @@ CONTRACT = {
         "optional": [],
         "outputs": [("NOISE_SEMANTIC_SCHEDULE", "schedule")],
     },
+    # new in V3 (no V1 contract to keep): its inputs are KSampler's, so a workflow can share them
+    "NoiseSemanticPreview": {
+        "required": [("model", "MODEL", {}), ("positive", "CONDITIONING", {}), ("negative", "CONDITIONING", {}),
+                     ("latent", "LATENT", {}),
+                     ("seed", "INT", {"min": 0, "max": 0xffffffffffffffff}),
+                     ("cfg", "FLOAT", {"min": 0.0, "max": 100.0}),
+                     ("candidates", "INT", {"min": 1, "max": 16})],
+        "optional": [("schedule", "NOISE_SEMANTIC_SCHEDULE", {})],
+        "outputs": [("LATENT", "prefers"), ("LATENT", "asked"), ("STRING", "scores")],
+    },
 }
 
 
