@@ -341,3 +341,250 @@ erase, inject, sched, n = w.insert_ours(3, 280, -440, note, (920, -440), (660, 5
                                         inject={"strength": EDIT_STRENGTH})
 w.add_group("Noise Semantics (comfyui-noise-semantics)", (270, -480, 1320, 580))
 w.finish(ROOT / "workflows/sd15_img2img_edit_noise_semantics.json")
+
+
+# ================================================================== compare workflows
+# <name>_compare.json for every file above: the stock sampler and the refined one side by side (same seed and
+# settings), a Noise Semantic Preview sheet of the noise's own content, labelled outputs, and a Note with what
+# the benchmarks measured (counted from benchmarks/results/frontier_*.json, so it follows a new benchmark run).
+
+def widget_index(node, name):
+    """Index of widget ``name`` in a saved node's widgets_values (hidden extras such as control_after_generate
+    take a slot each, after their widget)."""
+    i = 0
+    for spec in wa.widget_specs(node["type"]):
+        if spec.name == name:
+            return i
+        i += 1 + len(spec.extras)
+    raise KeyError(f"{node['type']} has no widget {name}")
+
+
+def set_widget(node, name, value, control=None):
+    i = widget_index(node, name)
+    node["widgets_values"][i] = value
+    if control is not None:
+        node["widgets_values"][i + 1] = control
+
+
+def screening_counts():
+    """Fixed / broken images against stock at the same cfg, for the frontier benchmarks' screening setting
+    (4 candidates, one probe at tau 0.6; Inject's settings in the compare workflows), at each task's usual cfg
+    and at its weak cfg, with the reseed control: stock against stock with each image's noise swapped for
+    another noise of the same prompt (what a different seed alone changes; fixed = broken by construction).
+    Digits: all prompts; compositional: the held-out prompts."""
+    out = {}
+    for task, usual, weak, split in (("digits", 3.0, 0.5, None), ("compositional", 4.5, 2.0, "heldout")):
+        d = json.loads((ROOT / f"benchmarks/results/frontier_{task}.json").read_text())
+        for kind, k in d["kinds"].items():
+            rows = k.get("split_rows", {}).get(split) if split else None
+
+            def ok(screen, cfg):
+                for r in k["runs"]:
+                    c = r["config"]
+                    if c["cfg"] != cfg or c["inject"] != 0 or c["erase"] != 1:
+                        continue
+                    if (r["method"] == "stock") if not screen else (
+                            c["candidates"] == 4 and c["schedule"] == [["probes", 1], ["tau_max", 0.6], ["tau_min", 0.6]]):
+                        return r["ok"]["all"][rows[0]:rows[1]] if rows else r["ok"]["all"]
+                raise KeyError(f"frontier_{task}.json {kind}: no {'screening' if screen else 'stock'} run at cfg {cfg}")
+            for which, cfg in (("usual", usual), ("weak", weak)):
+                st, sc = ok(False, cfg), ok(True, cfg)
+                pairs = [(a, b) for ra, rb in zip(st, sc) for a, b in zip(ra, rb)]
+                reseed = [(a, ra[(i + 1) % len(ra)]) for ra in st for i, a in enumerate(ra)]
+                count = lambda p: (sum(1 for a, b in p if not a and b), sum(1 for a, b in p if a and not b), len(p))
+                out[task, kind, which] = {"cfg": cfg, "screen": count(pairs), "reseed": count(reseed)}
+    return out
+
+
+COUNTS = screening_counts()
+
+
+def measured(kind):
+    """The Note's lines on what the benchmarks measured, for an eps or a flow model."""
+    def fb(task, which):
+        c = COUNTS[task, kind, which]
+        (f, b, n), (rf, rb, _) = c["screen"], c["reseed"]
+        return f"fixed {f} / broke {b} of {n}, against {rf} / {rb} for a different seed alone"
+    du, dw = COUNTS["digits", kind, "usual"]["cfg"], COUNTS["digits", kind, "weak"]["cfg"]
+    cu, cw = COUNTS["compositional", kind, "usual"]["cfg"], COUNTS["compositional", kind, "weak"]["cfg"]
+    return (f"What the pack's benchmarks measured for this setting (screening, 4 candidates, one probe at tau 0.6, "
+            f"on the project's tiny {kind} models; benchmarks/results/frontier_*.md):\n"
+            f"- At the usual cfg: digits (cfg {du:g}) {fb('digits', 'usual')}; compositional held-out prompts "
+            f"(cfg {cu:g}) {fb('compositional', 'usual')}. Within noise: at the cfg a model is normally run at, "
+            f"expect about as many images broken as fixed.\n"
+            f"- Below the usual cfg: digits (cfg {dw:g}) {fb('digits', 'weak')}; compositional (cfg {cw:g}) "
+            f"{fb('compositional', 'weak')}. Where fixed clearly exceeds broken, screening beat raising CFG "
+            f"(README, \"What it does, measured\").\n")
+
+
+HOW_TO_READ = (
+    "How to read it: one picture proves nothing, because any other seed changes the picture too. Set the latent's "
+    "batch size to 16 and run once: 16 stock and 16 refined images, pair by pair (same position = same starting "
+    "noise). Count the pairs where the refined image is right and the stock one wrong (fixed), and the reverse "
+    "(broken). Then run the stock sampler once more at another seed and count the same way between the two stock "
+    "runs: that is what a different noise alone does (the reseed control). The pack helps your model at this "
+    "setting only if fixed clearly exceeds broken, by more than the reseed control moves (README, \"Judge it on "
+    "your own model\").\n")
+
+
+def compare_note(title, stem, seed, cfg, kind, m, extra=""):
+    return (f"COMPARE: stock vs Noise Semantics, {title}.\n\n"
+            f"Two samplers with the same seed ({seed}, fixed), prompt and settings. REFINED (top): its MODEL goes "
+            f"through Noise Semantic Inject with candidates {m} (noise screening: per image it probes {m} noises "
+            f"once, at tau 0.6, and keeps the one whose own content already agrees best with the prompt; strength 0, "
+            f"no injection). STOCK (bottom): the same model without the pack. Outputs: compare/{stem}_refined and "
+            f"compare/{stem}_stock.\n\n"
+            f"Noise Semantic Preview (right) probes the same {m} candidates with the same seed and cfg: 'prefers' is "
+            f"what each noise becomes with the negative prompt alone (what the noise itself wants to show), 'asked' "
+            f"the same with your prompt, both the model's blurry guess at tau 0.6, candidate 1 (the stock noise) "
+            f"first. Its scores, on the node after a run, say which candidate screening keeps; Inject shows the same "
+            f"choice after the run. If it keeps candidate 1, both outputs are the same picture. Change the seed in "
+            f"all three nodes (stock, refined, Preview) together.\n\n"
+            + HOW_TO_READ + "\n" + measured(kind) +
+            f"- Cost: {2 * m} extra network evaluations per image in one batched call (the Preview costs as much "
+            f"again); cfg {cfg:g} here.\n" + extra)
+
+
+def make_compare(src, title, kind, m=4, note=None, extra=""):
+    w = WF(src)
+    stem = Path(src).stem
+    inject = next(n for n in w.d["nodes"] if n["type"] == "NoiseSemanticInject")
+    erase = next(n for n in w.d["nodes"] if n["type"] == "NoiseSemanticErase")
+    sched = next(n for n in w.d["nodes"] if n["type"] == "NoiseSemanticTemporalSchedule")
+    set_widget(inject, "candidates", m)
+    # the refined first-stage sampler: its MODEL comes from Inject
+    sampler = next(nid for nid, n in w.nodes.items() if n["type"] in ("KSampler", "KSamplerAdvanced")
+                   and w.model_source(nid)[0] == inject["id"])
+    # everything downstream of it (second stage, decode, savers) is copied for the stock side
+    down, todo = set(), [sampler]
+    while todo:
+        nid = todo.pop()
+        for out in w.nodes[nid].get("outputs", []):
+            for lid in out.get("links") or []:
+                t = next(l for l in w.d["links"] if l[0] == lid)[3]
+                if t not in down and t != sampler:
+                    down.add(t)
+                    todo.append(t)
+    chain = [sampler] + sorted(down)
+    ys = [w.nodes[n]["pos"][1] for n in chain]
+    bottom = max(n["pos"][1] + n["size"][1] for n in w.d["nodes"])
+    dy = bottom - min(ys) + 160
+    copies = {}
+    for nid in chain:
+        n = copy.deepcopy(w.nodes[nid])
+        new = w.add_node(n["type"], (n["pos"][0], n["pos"][1] + dy), n["size"], n["widgets_values"],
+                         [{k: v for k, v in i.items() if k != "link"} for i in n.get("inputs", [])],
+                         [{k: v for k, v in o.items() if k not in ("links", "slot_index")} for o in n.get("outputs", [])],
+                         extra={k: n[k] for k in ("color", "bgcolor", "properties") if k in n})
+        copies[nid] = new
+    for l in list(w.d["links"]):
+        lid, o, oslot, t, tslot, typ = l
+        if t in copies:
+            name = w.nodes[t]["inputs"][tslot]["name"]
+            if t == sampler and name == "model":
+                o, oslot = w.model_source(erase["id"])  # stock: the model before the pack's nodes
+            w.connect(copies.get(o, o), oslot, copies[t], name)
+    # labels: titles, and filename prefixes of the savers
+    for nid in chain:
+        for side, node in (("REFINED", w.nodes[nid]), ("STOCK", w.nodes[copies[nid]])):
+            base = w.nodes[nid].get("title") or w.nodes[nid]["type"]
+            node["title"] = f"{side}: {base}"
+            if node["type"] in ("SaveImage", "SaveVideo", "SaveAnimatedWEBP"):
+                prefix = f"compare/{stem}_{side.lower()}"
+                set_widget(node, "filename_prefix", ("video/" if node["type"] == "SaveVideo" else "") + prefix)
+                node["title"] = f"{side}: saved as {prefix}"
+    # the same fixed seed on both samplers (and the Preview): a randomized seed would drift apart between them
+    seed_name = "seed" if w.nodes[sampler]["type"] == "KSampler" else "noise_seed"
+    seed = w.nodes[sampler]["widgets_values"][widget_index(w.nodes[sampler], seed_name)]
+    for nid in (sampler, copies[sampler]):
+        set_widget(w.nodes[nid], seed_name, seed, "fixed")
+    cfg = w.nodes[sampler]["widgets_values"][widget_index(w.nodes[sampler], "cfg")]
+    # Noise Semantic Preview on the sampler's own inputs, decoded with the chain's VAE
+    right = max(n["pos"][0] + n["size"][0] for n in w.d["nodes"]) + 120
+    top = min(w.nodes[n]["pos"][1] for n in chain)
+    preview_values = defaults("NoiseSemanticPreview")
+    prev = w.add_node("NoiseSemanticPreview", (right, top), (320, 270), preview_values,
+                      [{"name": "model", "type": "MODEL"}, {"name": "positive", "type": "CONDITIONING"},
+                       {"name": "negative", "type": "CONDITIONING"}, {"name": "latent", "type": "LATENT"},
+                       {"name": "schedule", "type": "NOISE_SEMANTIC_SCHEDULE", "shape": 7}],
+                      [{"name": "prefers", "type": "LATENT"}, {"name": "asked", "type": "LATENT"},
+                       {"name": "scores", "type": "STRING"}],
+                      title="Noise Semantic Preview: what the noise wants", extra={**OUR_COLOR})
+    w.nodes[prev]["properties"].update({"cnr_id": "comfyui-noise-semantics", "ver": VERSION})
+    set_widget(w.nodes[prev], "seed", seed, "fixed")
+    set_widget(w.nodes[prev], "cfg", cfg)
+    set_widget(w.nodes[prev], "candidates", m)
+    w.connect(erase["id"], 0, prev, "model")
+    w.connect(sched["id"], 0, prev, "schedule")
+    for a, b in (("positive", "positive"), ("negative", "negative"), ("latent_image", "latent")):
+        o, oslot = w.model_source(sampler, a)
+        w.connect(o, oslot, prev, b)
+    decode = next(n for n in chain if w.nodes[n]["type"] == "VAEDecode")
+    vae, vslot = w.model_source(decode, "vae")
+    for i, (out, label) in enumerate((("prefers", "PREFERS: the noise with the negative prompt alone"),
+                                      ("asked", "ASKED: the same noise with your prompt"))):
+        y = top + i * 560
+        dec = w.add_node("VAEDecode", (right + 360, y), (210, 46), [],
+                         [{"name": "samples", "type": "LATENT"}, {"name": "vae", "type": "VAE"}],
+                         [{"name": "IMAGE", "type": "IMAGE"}], title=f"decode {out}")
+        show = w.add_node("PreviewImage", (right + 600, y), (520, 520), [], [{"name": "images", "type": "IMAGE"}],
+                          title=f"{label} (candidate 1 = the stock noise first)")
+        w.connect(prev, i, dec, "samples")
+        w.connect(vae, vslot, dec, "vae")
+        w.connect(dec, 0, show, "images")
+    # the Note: the plain file's Note is about the defaults, which this file does not use
+    old = next(n for n in w.d["nodes"] if n["type"] == "Note" and n.get("title", "").startswith("Noise Semantics - "))
+    pos, size = old["pos"], old["size"]
+    w.remove_node(old["id"])
+    w.add_node("Note", pos, (max(size[0], 640), max(size[1], 760)),
+               [note(seed, cfg) if note else compare_note(title, stem, seed, cfg, kind, m, extra)], title=f"How to read this comparison - {title}",
+               extra={**NOTE_COLOR})
+    lo = min(w.nodes[copies[n]]["pos"][1] for n in chain) - 60
+    hi = max(w.nodes[copies[n]]["pos"][1] + w.nodes[copies[n]]["size"][1] for n in chain) + 40
+    lx = min(w.nodes[copies[n]]["pos"][0] for n in chain) - 20
+    rx = max(w.nodes[copies[n]]["pos"][0] + w.nodes[copies[n]]["size"][0] for n in chain) + 20
+    w.add_group("STOCK: same seed, prompt and settings, no Noise Semantics nodes", (lx, lo, rx - lx, hi - lo),
+                color="#444")
+    w.add_group("Noise Semantic Preview: what the noise itself wants", (right - 20, top - 60, 1180, 1200))
+    out = ROOT / "workflows" / f"{stem.removesuffix('_noise_semantics')}_compare.json"
+    w.finish(out)
+    return out
+
+
+D["NoiseSemanticPreview"] = dict(zip([s.name for s in wa.widget_specs("NoiseSemanticPreview")],
+                                     defaults("NoiseSemanticPreview")))
+FLUX_CFG1 = ("- FLUX.1 dev samples at cfg 1 (its guidance is in the prompt, CLIPTextEncodeFlux): the usual-cfg case. "
+             "Screening and the Preview also evaluate the zeroed negative, which sampling at cfg 1 skips.\n")
+make_compare(ROOT / "workflows/sdxl_base_refiner_noise_semantics.json", "SDXL base + refiner", "eps")
+make_compare(ROOT / "workflows/flux1_dev_noise_semantics.json", "FLUX.1 dev", "flow", extra=FLUX_CFG1)
+make_compare(ROOT / "workflows/wan21_t2v_1.3B_noise_semantics.json", "Wan 2.1 T2V 1.3B", "flow")
+make_compare(ROOT / "workflows/wan22_14B_t2v_noise_semantics.json", "Wan 2.2 14B T2V", "flow")
+
+
+def edit_note(seed, cfg):
+    stem = "sd15_img2img_edit_noise_semantics"
+    return (
+        f"COMPARE: stock vs Noise Semantic Inject, SD1.5 img2img edit.\n\n"
+        f"Two KSamplers with the same seed ({seed}, fixed), picture, prompt, denoise {EDIT_DENOISE} and settings. "
+        f"REFINED (top): its MODEL goes through Noise Semantic Inject at strength {EDIT_STRENGTH} (one probe at tau "
+        f"0.6, from the noise alone: the noise the sampler adds to your picture moves toward what the model predicts "
+        f"for your prompt). STOCK (bottom): the same model without the pack. Outputs: compare/{stem}_refined and "
+        f"compare/{stem}_stock. Choose your own picture and prompt for something it does not show.\n\n"
+        f"Noise Semantic Preview (right), same seed and cfg, one candidate (the noise the sampler draws): 'asked' is "
+        f"what the model makes of that noise with your prompt at tau 0.6, the prediction Inject mixes in; 'prefers' "
+        f"the same with the negative prompt alone (what the noise itself wants to show). Change the seed in all three "
+        f"nodes together.\n\n"
+        + HOW_TO_READ.replace("Set the latent's batch size to 16", "Put a Repeat Latent Batch (amount 16) after VAE "
+                              "Encode").replace("is right", "made the edit").replace("wrong", "did not") + "\n"
+        "What the pack's img2img benchmark measured (benchmarks/results/img2img.md; 120 real digits as inputs, prompt = "
+        "another digit, the project's tiny eps and flow models, 20 euler steps): at denoise 0.4, one probe, Inject 0.3 "
+        "made 0.617 of the edits against stock's 0.317 (eps, cfg 1), 1.000 against 0.967 (eps, cfg 3), 0.933 against "
+        "0.817 (flow, cfg 3), 0.208 against 0.117 (flow, cfg 1, within noise of stock's denoise curve), at +0.008 to "
+        "+0.021 more pixel distance to the input. When the prompt was what the input shows, or for inpainting, it kept "
+        "the class as stock did (8 images fixed, 1 broken, over 24 settings of 120 inputs). Not measured on SD1.5 "
+        f"itself, at this template's cfg {cfg:g} or on photographs.\n"
+        f"- Cost: 2 network evaluations per image for Inject's probe (the Preview as much again).\n")
+
+
+make_compare(ROOT / "workflows/sd15_img2img_edit_noise_semantics.json", "SD1.5 img2img edit", "eps", m=1,
+             note=edit_note)
