@@ -71,21 +71,11 @@ def settings_of(model_options: dict) -> dict:
 
 
 def probe_chunk(model, z: torch.Tensor, probes: int, rows: int, free: float | None = None) -> int:
-    """Largest number of probes per guided call whose batch (probes x B x ``rows``: CFG branches
-    times screening candidates) fits, by the same estimate ComfyUI's calc_cond_batch uses. The
-    memory the user reserved for other programs (--reserve-vram) is not ours to batch into: the
-    probes are extra work on top of sampling, so they stay out of it."""
-    if free is None:
-        free = comfy.model_management.get_free_memory(z.device) - comfy.model_management.extra_reserved_memory()
-    for c in range(probes, 0, -1):
-        shape = (c * z.shape[0] * rows,) + tuple(z.shape[1:])
-        try:
-            need = model.memory_required(shape)
-        except Exception:  # models without an estimate: one call for all probes
-            return probes
-        if need * 1.5 < free:
-            return c
-    return 1
+    """Whole probes per guided call whose batch (probes x B x ``rows``: CFG branches times screening
+    candidates) fits in one model call, by ComfyUI's estimate: ``probe_rows`` in groups of one probe (the
+    GPU check reports it; the pack itself splits by rows)."""
+    per_probe = z.shape[0] * rows
+    return max(1, probe_rows(model, z, probes * per_probe, per_probe, 1, free=free) // per_probe)
 
 
 def is_out_of_memory(e: BaseException) -> bool:
