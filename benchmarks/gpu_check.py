@@ -326,6 +326,7 @@ def run_family(spec: Spec, seed: int, tiny: bool, reserve_check: bool, out_dir: 
     rec["chunk"] = {"free_gib": free / GIB, "reserved_gib": mm.extra_reserved_memory() / GIB,
                     "need_gib": {c: v / GIB for c, v in need.items()},
                     "chunk_now": patch.probe_chunk(lm, z, 5, rows)}
+    rec["split"] = split_round(model, spec, pos, neg, seed)
     k5_noise = rec["runs"]["inject K=5"].pop("noise")
     for r in rec["runs"].values():
         r.pop("noise", None)
@@ -354,6 +355,52 @@ def run_family(spec: Spec, seed: int, tiny: bool, reserve_check: bool, out_dir: 
             print(f"   --reserve-vram {reserve:.2f} GiB: {rc['probe_calls']} probe call(s) of up to {rc['chunk']} "
                   f"probe(s) for K=5, same noise as unchunked: {rc['same_noise']} (max diff {rc['max_diff']:.2e})")
     return rec
+
+
+def split_round(model, spec: Spec, pos, neg, seed: int) -> dict:
+    """Screening 4 candidates (K = 1) where memory holds only what a sampling step sends: a stand-in, a
+    DIFFUSION_MODEL wrapper that raises torch.OutOfMemoryError for any model call above 2 x B latents (the
+    prompt and negative of the batch). The pack must split the probe batch by rows down to B per branch,
+    retrying on the out-of-memory, and give the refined noise of the run without the stand-in. Reports the
+    refused and the run calls, the refinement time against that run, max |diff|, and ComfyUI's own estimate
+    (memory_required) of one latent here and of WAN 2.2 14B at its template's 640x640x81 (a meta-device
+    model: no weights, no memory) on this device's attention path."""
+    import torch
+    import comfy.patcher_extension as pe
+    import comfy.supported_models
+    from noise_semantics import core, patch
+
+    settings = modes(core)["screen 4, K=1"]["inject"]
+    limit, refused = 2 * spec.latent[0], []
+
+    def stand_in(executor, x, *args, **kwargs):
+        if x.shape[0] > limit:
+            refused.append(int(x.shape[0]))
+            raise torch.OutOfMemoryError(f"gpu_check stand-in: {x.shape[0]} latents > {limit}")
+        return executor(x, *args, **kwargs)
+
+    full = sample(patch.patched(model, "inject", settings), spec, pos, neg, seed, steps=1, keep_noise=True)
+    limited = patch.patched(model, "inject", settings)
+    limited.add_wrapper_with_key(pe.WrappersMP.DIFFUSION_MODEL, "gpu_check_memory_stand_in", stand_in)
+    split = sample(limited, spec, pos, neg, seed, steps=1, keep_noise=True)
+    diff = float((split["noise"] - full["noise"]).abs().max())
+    tol = 1e-4 if model.model.get_dtype() == torch.float32 else 2e-2
+    wan = comfy.supported_models.WAN21_T2V({"image_model": "wan2.1", "model_type": "t2v", "patch_size": (1, 2, 2),
+                                             "in_dim": 16, "out_dim": 16, "dim": 5120, "ffn_dim": 13824,
+                                             "freq_dim": 256, "text_dim": 4096, "num_heads": 40, "num_layers": 40})
+    wan.set_inference_dtype(torch.bfloat16, None)
+    with torch.device("meta"):
+        wan14 = wan.get_model({}, "", device=torch.device("meta"))
+    out = {"limit_latents": limit, "refused": refused, "probe_calls_run": split["probe_calls"] - len(refused),
+           "probe_calls_unlimited": full["probe_calls"], "refine_ratio": split["refine_s"] / full["refine_s"],
+           "max_diff": diff, "tol": tol, "same_noise": diff <= tol,
+           "gib_per_latent": model.model.memory_required((1,) + tuple(spec.latent[1:])) / GIB,
+           "wan22_14b_640x640x81_gib_per_latent": wan14.memory_required((1, 16, 21, 80, 80)) / GIB}
+    print(f"   split (memory for {limit} latents per call): refused {refused}, then {out['probe_calls_run']} probe "
+          f"call(s) (unlimited: {full['probe_calls']}), refine x{out['refine_ratio']:.2f}, same noise "
+          f"{out['same_noise']} (max diff {diff:.1e}); ComfyUI's estimate per latent {out['gib_per_latent']:.2f} "
+          f"GiB, WAN 2.2 14B 640x640x81 {out['wan22_14b_640x640x81_gib_per_latent']:.2f} GiB", flush=True)
+    return out
 
 
 def chunk_child(spec: Spec, seed: int, noise_file: str) -> None:

@@ -365,16 +365,36 @@ class Probes:
                       sel(self.cond), sel(self.uncond))
 
 
+def call_pieces(first: int, last: int, n: int) -> list:
+    """Rows [first, last) of the k-major probe batch (row r = probe r // n, noise r % n) as
+    (probe, noise_from, noise_to) pieces, in order."""
+    out, r = [], first
+    while r < last:
+        k, j0 = divmod(r, n)
+        j1 = min(n, j0 + (last - r))
+        out.append((k, j0, j1))
+        r += j1 - j0
+    return out
+
+
 def run_probes(z: torch.Tensor, schedule: TemporalSchedule,
                sigma_of_tau: Callable[[float], float], c_in: Callable[[torch.Tensor], torch.Tensor],
                predict: Callable, branches: bool = False, chunk: int | None = None,
                on_chunk: Callable[[int], None] | None = None, node: str = "Noise Semantic Inject",
-               segments=None, start: "SamplerStart | None" = None, denoised: bool = False) -> Probes:
-    """Runs every probe of nonzero weight through ``predict(x, sigma)`` in batches of ``chunk``
-    probes x N noises (k-major, so per-sample conditioning repeats cleanly) and streams the TPW
-    sums, so peak extra memory is one chunk of probes. ``predict`` returns the guided denoised
-    prediction D, or with ``branches`` a tuple (D, D_cond, D_uncond). ``sigma_of_tau(tau)`` gives
-    the probe's sigma, ``c_in(sigma)`` the network's input scaling per sample ([N] -> [N]).
+               segments=None, start: "SamplerStart | None" = None, rows: int | None = None,
+               group: int | None = None, denoised: bool = False) -> Probes:
+    """Runs every probe of nonzero weight through ``predict(x, sigma)``: the probe batch is K probes x
+    N noises rows, k-major (row r = probe r // N, noise r % N), and each call takes the next ``rows``
+    of them (default: ``chunk`` whole probes, default all). ``group`` (default N) is the latent batch
+    B the sampler's conditioning is laid out for: ``rows`` is rounded down to a multiple of it (at least
+    one group) and every call starts on a group boundary, so the per-sample conditioning ComfyUI repeats
+    to a call's batch (``repeat_to_batch_size``) lines up with the rows as it does in a sampling step.
+    The TPW sums are streamed, each noise's terms added in probe order whatever the split, so a split
+    run equals an unsplit one up to the model's own batch rounding; peak extra memory is one call.
+    ``predict`` returns the guided denoised prediction D, or with ``branches`` a tuple
+    (D, D_cond, D_uncond). ``sigma_of_tau(tau)`` gives the probe's sigma, ``c_in(sigma)`` the network's
+    input scaling per sample ([N] -> [N]). ``on_chunk(k)`` is told after each call how many probes it
+    finished.
 
     Probe input: without ``start``, the network sees the noise itself, ``x_k = z / c_in(sigma_k)``
     (the paper's pred(z, t_k, y)). With ``start`` (input-aware probes), it sees what the sampler
@@ -387,27 +407,39 @@ def run_probes(z: torch.Tensor, schedule: TemporalSchedule,
     live = [(t, w) for t, w in zip(schedule.taus, schedule.weights) if w != 0.0]
     norm = math.sqrt(sum(w * w for _, w in live))
     wsum = sum(w for _, w in live)
-    B = z.shape[0]
-    chunk = len(live) if chunk is None else max(1, min(int(chunk), len(live)))
+    N = z.shape[0]
+    group = N if group is None else int(group)
+    if group < 1 or N % group:
+        raise ValueError(f"group {group} does not divide the {N} probed noises")
+    if rows is None:
+        rows = (len(live) if chunk is None else max(1, min(int(chunk), len(live)))) * N
+    rows = max(group, int(rows) // group * group)
+    total = len(live) * N
+    sigmas = [sigma_of_tau(t) for t, _ in live]
     out = Probes(torch.zeros(z.shape, dtype=torch.float32, device=z.device))
     if branches:
         out.prompt = torch.zeros_like(out.guided)
-        out.conflict = torch.zeros(B, dtype=torch.float32, device=z.device)
+        out.conflict = torch.zeros(N, dtype=torch.float32, device=z.device)
     if denoised:
         out.denoised = torch.zeros_like(out.guided)
         if branches:
             out.cond, out.uncond = torch.zeros_like(out.guided), torch.zeros_like(out.guided)
-    for first in range(0, len(live), chunk):
-        part = live[first:first + chunk]
-        sig = torch.tensor([sigma_of_tau(t) for t, _ in part], dtype=torch.float32, device=z.device)
-        sig = sig.repeat_interleave(B)
-        x_in = z.to(torch.float32).repeat((len(part),) + (1,) * (z.ndim - 1))
+    zf = z.to(torch.float32)
+    for first in range(0, total, rows):
+        pieces = call_pieces(first, min(first + rows, total), N)
+        sig = torch.cat([torch.full((j1 - j0,), sigmas[k], dtype=torch.float32, device=z.device)
+                         for k, j0, j1 in pieces])
         mask = None
         if start is None:
+            x_in = torch.cat([zf[j0:j1] for _, j0, j1 in pieces], 0)
             x_in = x_in / c_in(sig).reshape((-1,) + (1,) * (z.ndim - 1))
         else:
-            # one probe time at a time: the model's noise_scaling takes one max-denoise flag per call
-            views = [start.view(x_in[i * B:(i + 1) * B], sig[i * B:(i + 1) * B]) for i in range(len(part))]
+            # one probe time at a time: the model's noise_scaling takes one max-denoise flag per call;
+            # each piece starts on a group boundary, so start's latent and mask repeat in step with it
+            views, at = [], 0
+            for k, j0, j1 in pieces:
+                views.append(start.view(zf[j0:j1], sig[at:at + j1 - j0]))
+                at += j1 - j0
             x_in = torch.cat([v[0] for v in views], 0)
             mask = None if views[0][1] is None else torch.cat([v[1] for v in views], 0)
             del views
@@ -422,20 +454,23 @@ def run_probes(z: torch.Tensor, schedule: TemporalSchedule,
         if mask is not None:
             d, dc, du = (None if t is None else start.blend(t, mask) for t in (d, dc, du))
         s = semantic_direction(d.to(torch.float32), x_in, sig)
-        for i, (_, w) in enumerate(part):
-            rows = slice(i * B, (i + 1) * B)
-            out.guided += s[rows] * (w / norm)
+        at = 0
+        for k, j0, j1 in pieces:
+            w = live[k][1]
+            part = slice(at, at + j1 - j0)
+            out.guided[j0:j1] += s[part] * (w / norm)
             if branches:
-                out.prompt += (dc[rows] - du[rows]).to(torch.float32) * (w / norm)
-                out.conflict += conflict(dc[rows], du[rows], segments) * (w / wsum)
+                out.prompt[j0:j1] += (dc[part] - du[part]).to(torch.float32) * (w / norm)
+                out.conflict[j0:j1] += conflict(dc[part], du[part], segments) * (w / wsum)
             if denoised:
-                out.denoised += d[rows].to(torch.float32) * (w / wsum)
+                out.denoised[j0:j1] += d[part].to(torch.float32) * (w / wsum)
                 if branches:
-                    out.cond += dc[rows].to(torch.float32) * (w / wsum)
-                    out.uncond += du[rows].to(torch.float32) * (w / wsum)
+                    out.cond[j0:j1] += dc[part].to(torch.float32) * (w / wsum)
+                    out.uncond[j0:j1] += du[part].to(torch.float32) * (w / wsum)
+            at += j1 - j0
         del d, dc, du, s, x_in, pred
         if on_chunk is not None:
-            on_chunk(len(part))
+            on_chunk(sum(1 for k, j0, j1 in pieces if j1 == N))
     return out
 
 
@@ -472,16 +507,17 @@ def screen(z: torch.Tensor, schedule: TemporalSchedule, sigma_of_tau: Callable[[
            c_in: Callable[[torch.Tensor], torch.Tensor], predict: Callable,
            candidates: Sequence[torch.Tensor] | None = None, branches: bool = False, chunk: int | None = None,
            on_chunk: Callable[[int], None] | None = None, node: str = "Noise Semantic Inject", segments=None,
-           start: "SamplerStart | None" = None, denoised: bool = False) -> Screening:
+           start: "SamplerStart | None" = None, denoised: bool = False, rows: int | None = None) -> Screening:
     """Probes ``z`` (or every one of ``candidates``, the first being ``z``, in the same batched calls)
     and, with several candidates, picks per sample the one whose probes show the least conflict
     between prompt and noise. Noise Semantic Inject and Noise Semantic Preview both probe here, so the
     candidate the Preview marks is the one Inject keeps. ``branches`` / ``denoised``: see
-    ``run_probes`` (screening always reads the branches)."""
+    ``run_probes`` (screening always reads the branches); ``rows``: rows of the probe batch
+    (probes x candidates x B) per model call, any multiple of B (see ``run_probes``)."""
     screening = candidates is not None and len(candidates) > 1
     zs = torch.cat(list(candidates), 0) if screening else z
     p = run_probes(zs, schedule, sigma_of_tau, c_in, predict, branches or screening, chunk, on_chunk, node,
-                   segments, start, denoised)
+                   segments, start, rows=rows, group=z.shape[0], denoised=denoised)
     if not screening:
         return Screening(zs, p)
     scores = p.conflict.reshape(len(candidates), z.shape[0])
@@ -494,7 +530,8 @@ def refine_inject(z: torch.Tensor, schedule: TemporalSchedule, strength: float,
                   on_chunk: Callable[[int], None] | None = None, decorrelated: bool = True,
                   direction: str = "guided", candidates: Sequence[torch.Tensor] | None = None,
                   node: str = "Noise Semantic Inject", segments=None,
-                  start: "SamplerStart | None" = None, report: dict | None = None) -> torch.Tensor:
+                  start: "SamplerStart | None" = None, rows: int | None = None,
+                  report: dict | None = None) -> torch.Tensor:
     """Semantic Injection, with two options beyond the paper:
 
     * ``direction="prompt"`` injects the probes' prompt-specific part, sum_k w_k (D_cond - D_uncond),
@@ -510,7 +547,9 @@ def refine_inject(z: torch.Tensor, schedule: TemporalSchedule, strength: float,
     sub-latents; each sample keeps one candidate for all of its sub-latents (the joint noise that
     was probed), scored by the mean of the sub-latents' conflicts; the mix is per sub-latent.
 
-    ``start`` makes the probes input-aware (img2img, inpainting; see ``run_probes``).
+    ``start`` makes the probes input-aware (img2img, inpainting; see ``run_probes``). ``rows``: rows of
+    the probe batch (probes x candidates x B) per model call, any multiple of B (see ``run_probes``);
+    None: ``chunk`` whole probes per call.
 
     ``report``: a dict that receives ``"screening"``, the ``Screening`` (scores and picks), when the
     model was probed."""
@@ -522,7 +561,7 @@ def refine_inject(z: torch.Tensor, schedule: TemporalSchedule, strength: float,
         return z
     check_finite(z, node, "the noise to refine", "check the sampler's noise source and the Erase node before it")
     found = screen(z, schedule, sigma_of_tau, c_in, predict, candidates, direction != "guided", chunk, on_chunk,
-                   node, segments, start)
+                   node, segments, start, rows=rows)
     if report is not None:
         report["screening"] = found
     zs, p = found.kept()

@@ -72,21 +72,106 @@ def settings_of(model_options: dict) -> dict:
 
 
 def probe_chunk(model, z: torch.Tensor, probes: int, rows: int, free: float | None = None) -> int:
-    """Largest number of probes per guided call whose batch (probes x B x ``rows``: CFG branches
-    times screening candidates) fits, by the same estimate ComfyUI's calc_cond_batch uses. The
-    memory the user reserved for other programs (--reserve-vram) is not ours to batch into: the
-    probes are extra work on top of sampling, so they stay out of it."""
+    """Whole probes per guided call whose batch (probes x B x ``rows``: CFG branches times screening
+    candidates) fits in one model call, by ComfyUI's estimate: ``probe_rows`` in groups of one probe (the
+    GPU check reports it; the pack itself splits by rows)."""
+    per_probe = z.shape[0] * rows
+    return max(1, probe_rows(model, z, probes * per_probe, per_probe, 1, free=free) // per_probe)
+
+
+def is_out_of_memory(e: BaseException) -> bool:
+    """ComfyUI's own out-of-memory test (0.33: ``model_management.is_oom``, which also knows the
+    accelerator errors that say so; 0.3.75: ``OOM_EXCEPTION``, torch's CUDA/XPU OutOfMemoryError), plus
+    the backends whose allocators raise a plain RuntimeError that says it (Apple MPS: "MPS backend out
+    of memory"; older ROCm/XPU builds: "HIP/XPU out of memory")."""
+    mm = comfy.model_management
+    is_oom = getattr(mm, "is_oom", None)
+    if is_oom is not None and is_oom(e):
+        return True
+    oom = getattr(mm, "OOM_EXCEPTION", None)
+    if oom is not None and oom is not Exception and isinstance(e, oom):  # Exception: torch without it
+        return True
+    return isinstance(e, torch.OutOfMemoryError) or (isinstance(e, RuntimeError) and "out of memory" in str(e).lower())
+
+
+def row_conditioning(guider, group: int) -> bool:
+    """Whether every per-row conditioning tensor of the guider repeats in step with whole groups of
+    ``group`` rows. ComfyUI fits each one to a call's batch with ``repeat_to_batch_size`` (tiled, or cut
+    to the first rows): a batch of 1 or of a divisor of B tiles the same way in every group of B rows;
+    any other (a conditioning batch of 2 with 3 latents, or more rows than latents) lines up with the
+    samples only in a call of exactly B rows, as in a sampling step."""
+    for entries in getattr(guider, "conds", {}).values():
+        for entry in entries or ():
+            for c in (entry.get("model_conds") or {}).values():
+                for t in (c.cond if isinstance(getattr(c, "cond", None), (list, tuple)) else [getattr(c, "cond", None)]):
+                    if torch.is_tensor(t) and t.ndim > 0 and t.shape[0] > 1 and (
+                            t.shape[0] > group or group % t.shape[0]):
+                        return False
+    return True
+
+
+def guider_branches(guider, forced: bool) -> int:
+    """How many conditionings the guider sends through the model per call (ComfyUI batches them into
+    one model call when they fit): CFGGuider 2 (1 at cfg 1), Dual CFG and Perp-Neg 3, BasicGuider 1;
+    ComfyUI 0.33's Dual Model CFG Guider runs its negative on the other model, so 1 per model. ``forced``:
+    the probes disabled the cfg-1 shortcut (they read both branches)."""
+    conds = getattr(guider, "conds", {}) or {}
+    if hasattr(guider, "uncond_model_patcher"):
+        return 1
+    n = max(1, sum(1 for v in conds.values() if v is not None))
+    if forced or n < 2:
+        return n
+    if "middle" in conds:  # Dual CFG: regular style drops the negative at cfg2 1, then the middle at cfg1 1
+        if getattr(guider, "nested", False) or not math.isclose(getattr(guider, "cfg2", 0.0), 1.0):
+            return n
+        return 1 if math.isclose(getattr(guider, "cfg1", 0.0), 1.0) else 2
+    if "empty_negative_prompt" in conds:  # Perp-Neg: drops the negative at neg_scale 0, the empty at cfg 1 too
+        if not math.isclose(getattr(guider, "neg_scale", 1.0), 0.0):
+            return n
+        return 1 if math.isclose(getattr(guider, "cfg", 0.0), 1.0) else 2
+    return 1 if math.isclose(getattr(guider, "cfg", 1.0), 1.0) else n
+
+
+def cond_shapes(guider, rows: int, branches: int) -> dict:
+    """The conditioning shapes calc_cond_batch hands ``memory_required`` for ``branches`` entries of
+    ``rows`` rows each: only the conds the model counts (``memory_usage_factor_conds``: reference latents
+    of Kontext, Qwen-Image edit, Lumina 2 and the like on 0.33), fitted to the batch as ComfyUI fits them."""
+    keys = getattr(guider.inner_model, "memory_usage_factor_conds", ())
+    out = {}
+    if not keys:
+        return out
+    entries = [v[0] for v in (getattr(guider, "conds", {}) or {}).values() if v][:branches]
+    try:
+        for entry in entries:
+            mc = entry.get("model_conds") or {}
+            for k in keys:
+                if k in mc:
+                    out.setdefault(k, []).append(mc[k].process_cond(batch_size=rows, area=None).size())
+    except Exception:  # a cond class this code does not know: the latent's own estimate
+        return {}
+    return out
+
+
+def probe_rows(model, z: torch.Tensor, total: int, group: int, branches: int, shapes=None,
+               free: float | None = None) -> int:
+    """Rows of the probe batch (probes x candidates x B, k-major) per guided call: the most, in whole
+    groups of B, whose call fits by ComfyUI's own estimate (calc_cond_batch's ``memory_required(shape,
+    cond_shapes) * 1.5 < free``). First with every branch in one model call; if even B rows of every
+    branch do not fit, the most whose single branch fits (calc_cond_batch then runs the branches one by
+    one, as it does in sampling); at least B rows, what a sampling step needs. ``shapes(rows, branches)``
+    gives the conditioning shapes. The memory the user reserved (--reserve-vram) stays out of it."""
     if free is None:
         free = comfy.model_management.get_free_memory(z.device) - comfy.model_management.extra_reserved_memory()
-    for c in range(probes, 0, -1):
-        shape = (c * z.shape[0] * rows,) + tuple(z.shape[1:])
-        try:
-            need = model.memory_required(shape)
-        except Exception:  # models without an estimate: one call for all probes
-            return probes
-        if need * 1.5 < free:
-            return c
-    return 1
+    sizes = range(total // group * group, group - 1, -group)
+    try:
+        for k in (branches, 1) if branches > 1 else (1,):
+            for n in sizes:
+                cs = shapes(n, k) if shapes is not None else {}
+                if model.memory_required((n * k,) + tuple(z.shape[1:]), cond_shapes=cs) * 1.5 < free:
+                    return n
+    except Exception:  # models without an estimate: one call for the whole batch
+        return total
+    return group
 
 
 def _needs_branches(settings: dict) -> bool:
@@ -153,21 +238,80 @@ def without_step_cache(model_options: dict, model_sampling) -> dict:
     return out
 
 
+def branch_pair(guider, node: str):
+    """The two predictions screening and direction 'prompt' compare, for this guider: a function of the
+    post-CFG hook's arguments giving (D_cond, D_uncond) for the call that compares them, else None.
+    Refuses (the node's error, naming the fix) a guider that never makes that comparison.
+
+    * CFGGuider (KSampler, CFG Guider) and subclasses: the positive against the negative.
+    * ComfyUI 0.33's Dual Model CFG Guider: the positive (main model) against the negative (negative
+      model); at cfg 1 it loads no negative model and has no negative pass: refused.
+    * Perp-Neg Guider: the positive against the empty prompt, its unconditional prediction (the negative
+      is pushed away only along its part orthogonal to the positive); its hook reports all three.
+    * Dual CFG Guider: refused. Both of its styles call the hook for another pair (regular: cond2 against
+      the negative; nested: cond1 against cond2), never for cond1 against the negative.
+    * BasicGuider, or any guider without a negative: refused."""
+    conds = getattr(guider, "conds", {}) or {}
+    fix = "or use direction 'guided' with candidates 1 (plain injection works with any guider)"
+    if "middle" in conds:
+        raise core.NoiseSemanticsError(
+            f"[{node}] direction 'prompt' and candidates > 1 compare the prompt with the negative prompt, but "
+            f"the Dual CFG Guider never compares cond1 with the negative (its styles compare cond2 with the "
+            f"negative, or cond1 with cond2). Fix: sample with the CFG Guider (cond1, negative) or KSampler, {fix}")
+    if conds.get("negative") is None:
+        raise core.NoiseSemanticsError(
+            f"[{node}] direction 'prompt' and candidates > 1 compare the prompt with the negative "
+            f"(unconditional) prompt, but this sampler's guider has none. Fix: sample with a guider that "
+            f"has a negative (KSampler, CFGGuider), {fix}")
+    if hasattr(guider, "uncond_model_patcher") and getattr(guider, "uncond_inner", None) is None:
+        raise core.NoiseSemanticsError(
+            f"[{node}] direction 'prompt' and candidates > 1 compare the prompt with the negative, but the Dual "
+            f"Model CFG Guider runs no negative pass at cfg 1 (it loads model_negative only when cfg is not 1). "
+            f"Fix: set the guider's cfg above 1, {fix}")
+    positive = conds.get("positive")
+    perp = "empty_negative_prompt" in conds
+
+    def pair(args):
+        if args.get("cond") is not positive:
+            return None
+        if perp:
+            return (args["cond_denoised"], args["empty_cond_denoised"]) if "empty_cond_denoised" in args else None
+        return args["cond_denoised"], args["uncond_denoised"]
+    return pair
+
+
+def explain_probe_error(e: Exception, model, z: torch.Tensor, segments, shape: tuple, node: str) -> None:
+    """A probe call failed with something other than out-of-memory. The probe batch has the sampler's
+    per-latent shape, so the error is the model's (or another pack's patch's) own: it keeps its type and
+    message, with a note on where it happened. Only a latent whose channels or dimensions are not the
+    model's is called a wrong latent (the node's error)."""
+    fmt = getattr(model, "latent_format", None)
+    ch, dims = getattr(fmt, "latent_channels", None), getattr(fmt, "latent_dimensions", None)
+    if segments is None and ch is not None and dims is not None and (z.ndim - 2 != dims or z.shape[1] != ch):
+        raise core.NoiseSemanticsError(
+            f"[{node}] the model failed on a probe batch of shape {shape}: {e}. The latent has shape "
+            f"{tuple(z.shape[1:])}, but this model takes {ch} channels and {dims} spatial dimension(s). Fix: "
+            f"use a latent made for this model (its own Empty Latent node or VAE)") from e
+    if hasattr(e, "add_note"):
+        e.add_note(f"[{node}] raised in a probe call (batch of shape {shape}, the sampler's latent shape); "
+                   f"without the Noise Semantic nodes the sampler runs the same model and patches")
+
+
 def cfg_rows(guider, branches: bool) -> int:
     """Evaluations per probe and noise: CFG's two branches, or one where ComfyUI skips the
     unconditional branch (cfg 1) and the probes do not read it."""
     return 2 if branches or not math.isclose(getattr(guider, "cfg", 1.0), 1.0) else 1
 
 
-def probe_with_model(guider, extra_args, z: torch.Tensor, settings: dict, body, rows: int = 1, branches=None,
-                     node: str = "Noise Semantic Inject") -> tuple:
+def probe_with_model(guider, extra_args, z: torch.Tensor, settings: dict, body, per_sample: int = 1,
+                     branches=None, node: str = "Noise Semantic Inject", segments=None) -> tuple:
     """The probing both Noise Semantic Inject and Noise Semantic Preview do, inside a sampler's
     SAMPLER_SAMPLE wrapper: builds ``predict`` (the sampler's own guider, its CFG branches read when
     ``branches``), the probe sigmas and the network's input scaling, and runs
-    ``body(sigma_of_tau, c_in, predict, chunk, on_chunk)`` (a call of core.refine_inject or
-    core.screen) in chunks of probes that fit in memory, halving the chunk on out-of-memory.
-    ``rows``: noises probed per sample (screening's candidates). Returns (body's result, guided calls,
-    chunk)."""
+    ``body(sigma_of_tau, c_in, predict, rows, on_chunk)`` (a call of core.refine_inject or
+    core.screen) in calls of ``rows`` rows of the probe batch that fit in memory (``probe_rows``), halving
+    them on out-of-memory down to what a sampling step needs. ``per_sample``: noises probed per sample
+    (screening's candidates). Returns (body's result, guided calls, rows per call)."""
     schedule = settings["schedule"]
     model = guider.inner_model
     ms = model.model_sampling
@@ -175,17 +319,16 @@ def probe_with_model(guider, extra_args, z: torch.Tensor, settings: dict, body, 
     branches = _needs_branches(settings) if branches is None else branches
     model_options = extra_args["model_options"]
     if branches:
-        if getattr(guider, "conds", {}).get("negative") is None:
-            raise core.NoiseSemanticsError(
-                f"[{node}] direction 'prompt' and candidates > 1 compare the prompt with the negative "
-                f"(unconditional) prompt, but this sampler's guider has none. Fix: sample with a guider that "
-                f"has a negative (KSampler, CFGGuider), or use direction 'guided' with candidates 1")
+        pair = branch_pair(guider, node)
         seen = {}
 
         def read_branches(args):
-            # sampler_post_cfg_function: the probe call's own hook, so CFG's two predictions can be
-            # read without a second model call; it returns the guided result unchanged.
-            seen["cond"], seen["uncond"] = args["cond_denoised"], args["uncond_denoised"]
+            # sampler_post_cfg_function: the probe call's own hook, so the guider's two predictions can
+            # be read without a second model call; it returns the guided result unchanged. Only the
+            # call that compares the pair screening reads counts (Dual CFG calls it for other pairs).
+            got = pair(args)
+            if got is not None:
+                seen["cond"], seen["uncond"] = got
             return args["denoised"]
 
         model_options = dict(model_options)
@@ -220,48 +363,58 @@ def probe_with_model(guider, extra_args, z: torch.Tensor, settings: dict, body, 
         calls[0] += 1
         try:
             d = guider(x, sig, model_options=without_step_cache(model_options, ms), seed=extra_args.get("seed"))
-        except comfy.model_management.InterruptProcessingException:
-            raise
-        except torch.OutOfMemoryError:
-            raise
         except Exception as e:
-            raise core.NoiseSemanticsError(
-                f"[{node}] the model rejected a probe batch of shape {tuple(x.shape)}: {e}. Fix: use a latent "
-                f"this model accepts (right channels, size and frame count), or remove the Inject node to "
-                f"check the model alone") from e
+            if not isinstance(e, comfy.model_management.InterruptProcessingException) and not is_out_of_memory(e):
+                explain_probe_error(e, model, z, segments, tuple(x.shape), node)
+            raise
         if not branches:
             return d
+        if "cond" not in seen:
+            raise core.NoiseSemanticsError(
+                f"[{node}] direction 'prompt' and candidates > 1 read the guider's positive and negative "
+                f"predictions from ComfyUI's post-CFG hook, but this sampler's guider "
+                f"({type(guider).__name__}) did not report them. Fix: sample with KSampler or the CFG Guider, "
+                f"or use direction 'guided' with candidates 1")
         return d, seen.pop("cond"), seen.pop("uncond")
 
     live = sum(1 for w in schedule.weights if w != 0.0)
-    chunk = probe_chunk(model, z, live, cfg_rows(guider, branches) * rows)
+    B = z.shape[0]
+    total = live * B * per_sample
+    n_br = guider_branches(guider, branches)
+    if row_conditioning(guider, B):
+        rows = probe_rows(model, z, total, B, n_br, lambda n, k: cond_shapes(guider, n, k))
+    else:
+        rows = B
+        log.info("%s: the conditioning's batch does not tile with %d latent(s); one latent batch per probe call",
+                 node, B)
     while True:
         pbar = comfy.utils.ProgressBar(live)
         calls[0] = 0
         try:
-            out = body(sigma_of_tau, c_in, one_row_per_call(predict) if windows else predict, chunk, pbar.update)
-            return out, calls[0], chunk
-        except torch.OutOfMemoryError:
-            if chunk == 1:
+            out = body(sigma_of_tau, c_in, one_row_per_call(predict) if windows else predict, rows, pbar.update)
+            return out, calls[0], rows
+        except Exception as e:
+            if not is_out_of_memory(e) or rows <= B:
                 raise
-            chunk = max(1, chunk // 2)
-            log.warning("%s: out of memory, retrying with %d probe(s) per model call", node, chunk)
+            rows = max(B, rows // 2 // B * B)
+            log.warning("%s: out of memory, retrying with %d latent(s) per branch per model call", node, rows)
+            del e
             comfy.model_management.soft_empty_cache(True)
-
 
 def run_injection(guider, extra_args, z: torch.Tensor, settings: dict, candidates=None, segments=None,
                   start=None, report: dict | None = None) -> tuple:
     """Noise Semantic Inject's refinement of ``z`` (screening ``candidates`` first), probing through
-    ``probe_with_model``. Returns (refined noise, guided calls, chunk); ``report``: see
+    ``probe_with_model``. Returns (refined noise, guided calls, rows per call); ``report``: see
     core.refine_inject."""
     node = "Noise Semantic Inject"
 
-    def body(sigma_of_tau, c_in, predict, chunk, on_chunk):
+    def body(sigma_of_tau, c_in, predict, rows, on_chunk):
         return core.refine_inject(z, settings["schedule"], settings["strength"], sigma_of_tau, c_in, predict,
-                                  chunk=chunk, on_chunk=on_chunk, decorrelated=settings.get("decorrelate", True),
+                                  rows=rows, on_chunk=on_chunk, decorrelated=settings.get("decorrelate", True),
                                   direction=settings.get("direction", "guided"), candidates=candidates, node=node,
                                   segments=segments, start=start, report=report)
-    return probe_with_model(guider, extra_args, z, settings, body, len(candidates) if candidates else 1, node=node)
+    return probe_with_model(guider, extra_args, z, settings, body, len(candidates) if candidates else 1, node=node,
+                            segments=segments)
 
 
 def packed_shapes(guider, noise: torch.Tensor, node: str):
@@ -326,9 +479,9 @@ def preview_probes(guider, sigmas, extra_args, noise, erase_s: dict | None, prev
     cands = starting_noises(noise, seed, None, m, erase_s)
     schedule = preview_s["schedule"]
 
-    def body(sigma_of_tau, c_in, predict, chunk, on_chunk):
-        return core.screen(cands[0], schedule, sigma_of_tau, c_in, predict, cands if m > 1 else None, True, chunk,
-                           on_chunk, PREVIEW, denoised=True)
+    def body(sigma_of_tau, c_in, predict, rows, on_chunk):
+        return core.screen(cands[0], schedule, sigma_of_tau, c_in, predict, cands if m > 1 else None, True,
+                           on_chunk=on_chunk, node=PREVIEW, denoised=True, rows=rows)
     found, calls, _ = probe_with_model(guider, extra_args, cands[0], {"schedule": schedule}, body, m, branches=True,
                                        node=PREVIEW)
     sink = preview_s["sink"]
@@ -398,12 +551,13 @@ def refine_noise_wrapper(executor, guider, sigmas, extra_args, callback, noise, 
         notes.append("inject strength 0: no change")
         evaluations = 0
     elif inject_s is not None:
-        z, calls, chunk = run_injection(guider, extra_args, z, inject_s, cands if m > 1 else None, segments,
-                                        sampler_start(guider, extra_args, sigmas, latent_image, denoise_mask,
+        z, calls, rows = run_injection(guider, extra_args, z, inject_s, cands if m > 1 else None, segments,
+                                       sampler_start(guider, extra_args, sigmas, latent_image, denoise_mask,
                                                       inject_s), report)
         what = f"screened {m} candidate noises, " if m > 1 else ""
         notes.append(f"{what}injected strength {inject_s['strength']:g} ({inject_s.get('direction', 'guided')}) "
-                     f"from {len(inject_s['schedule'])} probe(s) in {calls} guided call(s) of up to {chunk} probe(s)")
+                     f"from {len(inject_s['schedule'])} probe(s) in {calls} guided call(s) of up to {rows} latent(s) per "
+                     f"branch")
         live = sum(1 for w in inject_s["schedule"].weights if w != 0.0)
         evaluations = live * m * cfg_rows(guider, _needs_branches(inject_s))
     ms = guider.inner_model.model_sampling

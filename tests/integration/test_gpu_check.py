@@ -35,6 +35,8 @@ def test_gpu_check_tiny_run(tmp_path):
             assert r["probe_calls"] == 1, name  # plenty of memory here: one batched call
             assert r["noise_dtype"] == "torch.float32" and r["finite"], name
             assert abs(r["noise_std"] - 1.0) < 0.05, name
+        sp = fam["split"]  # memory for a sampling step's 2 latents: screening 4 splits 8 -> 4 -> 2 per call
+        assert sp["refused"] == [8, 4] and sp["probe_calls_run"] == 4 and sp["same_noise"], sp
         rc = fam["reserve_check"]
         assert "error" not in rc, rc
         assert 1 <= rc["probe_calls"] <= 5 and rc["same_noise"], rc

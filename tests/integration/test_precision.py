@@ -152,7 +152,7 @@ def test_a_probe_batch_that_does_not_fit_is_split_into_at_most_k_calls(name, cap
     m, count = probes.count_calls(probes.capture(inject(_forced_chunk_model(fam, B), sched), "chunked"))
     with caplog.at_level(logging.INFO):
         ksample(m, fam, lat)
-    assert "in 4 guided call(s) of up to 1 probe(s)" in caplog.text
+    assert f"in 4 guided call(s) of up to {B} latent(s) per branch" in caplog.text
     extra = count.calls - count0.calls
     assert extra == K * per_step  # K guided calls, one probe each: the bound, never more
     assert count.batches[extra:] == count0.batches

@@ -263,7 +263,8 @@ def test_nan_predictions_are_refused_by_name():
 def test_a_latent_the_model_rejects_names_the_node():
     m = refined_model("sdxl")
     bad = {"samples": torch.randn(1, 3, 16, 16)}  # SDXL wants 4 channels
-    with pytest.raises(ValueError, match=r"\[Noise Semantic Inject\] the model rejected a probe batch .*Fix:"):
+    with pytest.raises(ValueError, match=r"\[Noise Semantic Inject\] the model failed on a probe batch .*takes 4 "
+                                         r"channels .*Fix: use a latent made for this model"):
         ksample(m, "sdxl", lat=bad)
 
 

@@ -97,3 +97,25 @@ def test_bad_direction_names_node_input_and_fix():
     z = torch.randn(1, 4, 4, 4)
     with pytest.raises(core.NoiseSemanticsError, match=r"\[Noise Semantic Inject\] input 'direction'.*Fix"):
         core.refine_inject(z, core.make_schedule(1), 0.5, *SIG, lambda x, s: x, direction="sideways")
+
+
+def test_probe_batch_split_by_rows_gives_the_unsplit_result():
+    """Any rows per call that is a multiple of B (down to B, what a sampling step sends) streams the
+    same TPW sums, prompt part and conflict as one call; the calls start on sample boundaries."""
+    B, m = 2, 3
+    z = torch.randn(B, 4, 6, 6, generator=torch.manual_seed(9))
+    cands = core.candidate_noises(z, seed=4, candidates=m)
+    sched = core.make_schedule(3, 0.4, 1.0)
+    seen = []
+
+    def predict(x, sig):
+        seen.append(int(x.shape[0]))
+        k = sig.reshape(-1, 1, 1, 1)
+        return torch.tanh(x) * (1 + k), torch.tanh(x) * (1 + k) + 0.1 * x.flip(-1), torch.sin(x) * k
+    one = core.refine_inject(z, sched, 0.7, *SIG, predict, candidates=cands, direction="prompt")
+    assert seen == [3 * m * B]
+    for rows, calls in ((B, 3 * m), (3 * B, 3), (4 * B, 3), (5, 5)):  # 5 rows round down to 4, a multiple of B
+        seen.clear()
+        split = core.refine_inject(z, sched, 0.7, *SIG, predict, candidates=cands, direction="prompt", rows=rows)
+        assert len(seen) == calls and max(seen) <= max(B, rows // B * B)
+        assert torch.allclose(split, one, atol=1e-6), rows
