@@ -13,6 +13,7 @@ the two nodes are chained, and a second node of the same kind replaces the first
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 
@@ -150,6 +151,61 @@ def without_step_cache(model_options: dict, model_sampling) -> dict:
     out = dict(model_options)
     out["transformer_options"] = dict(out["transformer_options"], easycache=cache.clone().prepare_timesteps(model_sampling))
     return out
+
+
+@contextlib.contextmanager
+def step_state_kept(guider, model_options: dict):
+    """The probe calls go through the sampler's guider before its first step, and two kinds of state
+    ComfyUI keeps across the model calls of a run would take them for steps:
+
+    * Scheduled hooks (Create Hook Keyframe on a hook LoRA, set on the conditioning): each call moves
+      the hook's keyframe forward to the one for its sigma, never back (HookKeyframeGroup
+      .prepare_current_keyframe), and the patcher keeps the weights hooked at that strength. A probe
+      at a low sigma would start the sampler on a later keyframe. The probe calls see the conds with
+      hooks of their own (the hooks' clone, holding a clone of the keyframe group, as
+      ``without_step_cache`` gives each probe call its own cache), and the patcher's hooked weights
+      go back to where sampling starts (none applied, none cached: clear_cached_hook_weights).
+    * A ControlNet / T2I adapter keeps the hint it resized and broadcast to the first call's batch
+      (``cond_hint``; a T2I adapter also its features of that batch). A probe batch is another size:
+      the hint each ControlNet held before the probes is put back, so the sampler's first call
+      prepares it as it does without the pack (a T2I adapter would otherwise reuse probe-batch features).
+
+    Everything else these calls read is per call (ControlNet timestep ranges, cond timestep ranges,
+    transformer_options["sigmas"]), or is handled where the probe call is built (context windows,
+    step caches)."""
+    conds = getattr(guider, "conds", None) or {}
+    keyframes, groups, controls = {}, {}, {}
+
+    def own_group(group):
+        if id(group) not in groups:
+            g = group.clone()
+            for hook in g.hooks:
+                kf = hook.hook_keyframe
+                hook.hook_keyframe = keyframes.setdefault(id(kf), kf.clone())
+            groups[id(group)] = g
+        return groups[id(group)]
+
+    probe_conds = {}
+    for k, cs in conds.items():
+        probe_conds[k] = [dict(c, hooks=own_group(c["hooks"])) if c.get("hooks") is not None else c for c in cs]
+        for c in cs:
+            ctrl = c.get("control")
+            while ctrl is not None and id(ctrl) not in controls:
+                controls[id(ctrl)] = (ctrl, getattr(ctrl, "cond_hint", None))
+                ctrl = getattr(ctrl, "previous_controlnet", None)
+    if groups:
+        guider.conds = probe_conds
+    try:
+        yield
+    finally:
+        if groups:
+            guider.conds = conds
+            patcher = getattr(guider.inner_model, "current_patcher", None) or guider.model_patcher
+            for p in [patcher] + list(model_options.get("multigpu_clones", {}).values()):
+                p.clear_cached_hook_weights()
+        for ctrl, hint in controls.values():
+            if getattr(ctrl, "cond_hint", None) is not hint:
+                ctrl.cond_hint = hint
 
 
 def run_injection(guider, extra_args, z: torch.Tensor, settings: dict, candidates=None, segments=None,
@@ -300,9 +356,10 @@ def refine_noise_wrapper(executor, guider, sigmas, extra_args, callback, noise, 
     if inject_s is not None and inject_s["strength"] == 0 and m == 1:
         notes.append("inject strength 0: no change")
     elif inject_s is not None:
-        z, calls, chunk = run_injection(guider, extra_args, z, inject_s, cands if m > 1 else None, segments,
-                                        sampler_start(guider, extra_args, sigmas, latent_image, denoise_mask,
-                                                      inject_s))
+        with step_state_kept(guider, extra_args["model_options"]):  # the probes are not sampling steps
+            z, calls, chunk = run_injection(guider, extra_args, z, inject_s, cands if m > 1 else None, segments,
+                                            sampler_start(guider, extra_args, sigmas, latent_image, denoise_mask,
+                                                          inject_s))
         what = f"screened {m} candidate noises, " if m > 1 else ""
         notes.append(f"{what}injected strength {inject_s['strength']:g} ({inject_s.get('direction', 'guided')}) "
                      f"from {len(inject_s['schedule'])} probe(s) in {calls} guided call(s) of up to {chunk} probe(s)")
