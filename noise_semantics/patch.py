@@ -28,6 +28,10 @@ from . import core
 
 WRAPPER_KEY = "noise_semantics"
 OPTIONS_KEY = "noise_semantics"
+# Erase's and Inject's 'apply_to': which samplers on the patched MODEL refine their noise. The first is
+# the default: a hires-fix second pass, a detailer's crops and a tiled upscaler's tiles sample the same
+# MODEL at denoise < 1, and would each pay for (and get) the refinement meant for the txt2img pass.
+APPLY_TO = ("from pure noise only", "every sampler")
 log = logging.getLogger("comfyui-noise-semantics")
 
 
@@ -65,6 +69,11 @@ def patched(model, part: str, settings: dict):
     if not m.get_wrappers(comfy.patcher_extension.WrappersMP.SAMPLER_SAMPLE, WRAPPER_KEY):
         m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.SAMPLER_SAMPLE, WRAPPER_KEY, refine_noise_wrapper)
     return m
+
+
+def starts_from_pure_noise(guider, sigmas) -> bool:
+    """The sampler starts at the model's sigma_max (denoise 1: txt2img, or a latent drowned in noise)."""
+    return float(sigmas[0]) >= float(guider.inner_model.model_sampling.sigma_max) * (1 - 1e-3)
 
 
 def settings_of(model_options: dict) -> dict:
@@ -341,6 +350,19 @@ def refine_noise_wrapper(executor, guider, sigmas, extra_args, callback, noise, 
         # add_noise disabled (refiner stage, WAN 2.2 low-noise stage): nothing to refine, by design.
         log.info("Noise Semantics: this sampler adds no noise (add_noise disabled); noise left untouched")
         return executor(guider, sigmas, extra_args, callback, noise, latent_image, denoise_mask, disable_pbar)
+
+    if not starts_from_pure_noise(guider, sigmas):
+        skip = [n for n, s in (("Erase", erase_s), ("Inject", inject_s))
+                if s is not None and s.get("apply_to", APPLY_TO[0]) == APPLY_TO[0]]
+        if skip:
+            log.info("Noise Semantics: Noise Semantic %s left this sampler's noise untouched: it starts below "
+                     "sigma_max (%.4g < %.4g: denoise < 1, such as a hires-fix pass, a detailer crop or a tile) and "
+                     "apply_to is '%s'. Set apply_to to '%s' to refine it too", " and ".join(skip),
+                     float(sigmas[0]), float(guider.inner_model.model_sampling.sigma_max), APPLY_TO[0], APPLY_TO[1])
+            erase_s = None if "Erase" in skip else erase_s
+            inject_s = None if "Inject" in skip else inject_s
+            if erase_s is None and inject_s is None:
+                return executor(guider, sigmas, extra_args, callback, noise, latent_image, denoise_mask, disable_pbar)
 
     seed = extra_args.get("seed")
     seed = 0 if seed is None else int(seed)
