@@ -728,5 +728,12 @@ def test_note_cost_is_what_the_executor_counts(live, path):
     assert extra > 0
     (note,) = [n["widgets_values"][0] for n in wf["nodes"] if n["type"] == "Note" and "Noise Semantics" in n.get(
         "title", "")]
-    want = f"{extra} network evaluations per image on top of the sampling's {run}: +{round(100 * extra / run)} %"
+    pct = round(100 * extra / run)
+    want = f"{extra} network evaluations per image on top of the sampling's {run}: +{pct} %"
     assert want in note, (want, [ln for ln in note.splitlines() if "Cost" in ln])
+    # the same numbers where the docs quote them (README, docs/workflows.md; FLUX also on Inject's help page)
+    root = WORKFLOW_DIR.parent
+    docs = ["README.md", "docs/workflows.md"] + (["js/docs/NoiseSemanticInject.md"] if family_of(path) == "flux" else [])
+    for doc in docs:
+        text = " ".join((root / doc).read_text(encoding="utf-8").split())
+        assert f"+{extra} of {run}" in text and f"+{pct} %" in text, (doc, extra, run, pct)
