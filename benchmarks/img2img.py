@@ -103,7 +103,8 @@ class Bench:
         if method is None:
             return self.base
         spec = dict(METHODS[method])
-        kw = self.defaults["NoiseSemanticInject"] | {"model": self.base}
+        # Every sampler here starts below sigma_max (denoise < 1): the node's default would skip them.
+        kw = self.defaults["NoiseSemanticInject"] | {"model": self.base, "apply_to": "every sampler"}
         if spec.pop("schedule", None) == "tpw":
             kw["schedule"] = apply_node(self.nodes, "NoiseSemanticTemporalSchedule",
                                         **self.defaults["NoiseSemanticTemporalSchedule"])

@@ -4,7 +4,9 @@
 //   tau in [0, 1] (1 = pure noise, drawn on the left) with the probe times as dots.
 // * "Noise Semantic Inject" (NoiseSemanticInject): the mix z' = (z + d e) / sqrt(1 + d^2), shown
 //   as the noise share 1/sqrt(1+d^2) and the semantics share d/sqrt(1+d^2) for strength d (exact
-//   with decorrelate on; with it off, e overlaps z and the preview says the shares are nominal).
+//   with decorrelate on and direction guided; with decorrelate off, e overlaps z and the preview says
+//   the shares are nominal; with direction prompt, e keeps its own size, unknown before the run, so
+//   no share is shown). At strength 0, decorrelate and direction do nothing: shown inactive.
 //
 // Both previews are canvas widgets (the frontend's custom-widget API: draw + computeSize). They
 // read the node's widget values on every draw, so they follow any change, however it is made.
@@ -119,6 +121,7 @@ function redrawOnChange(node, preview) {
     const cb = w.callback;
     w.callback = function (...args) {
       const r = cb?.apply(this, args);
+      preview.onChange?.(node);
       preview.triggerDraw?.();
       node.setDirtyCanvas?.(true, false);
       return r;
@@ -238,11 +241,26 @@ function drawSchedule(ctx, node, width, y, height) {
 }
 
 // --------------------------------------------------------------------------- inject mix
+// strength 0: nothing is mixed in, so decorrelate and direction do nothing (screening ignores them):
+// their widgets are disabled (greyed) until strength is raised. Returns the inactive names.
+function markInactive(node) {
+  const m = mixShares(widgetValues(node).strength);
+  const inactive = !m.error && m.strength === 0 ? ["decorrelate", "direction"] : [];
+  for (const w of node.widgets ?? [])
+    if (w.name === "decorrelate" || w.name === "direction") w.disabled = inactive.includes(w.name);
+  return inactive;
+}
+
 function drawMix(ctx, node, width, y, height) {
   const c = colors();
   const v = widgetValues(node);
   const m = mixShares(v.strength);
-  const exact = v.decorrelate !== false; // off: e still overlaps z, the shares are only nominal
+  // guided: e is standardized, the shares hold (exactly with decorrelate on; off: e overlaps z).
+  // prompt: e = sum w (D_cond - D_uncond) keeps its own size (near 0 where the noise already agrees),
+  // so the mix is z + d e, re-standardized: its shares depend on the model's answer, not on d alone.
+  const prompt = v.direction === "prompt";
+  const exact = v.decorrelate !== false && !prompt;
+  const inactive = markInactive(node);
   const { x0, x1, top, bottom } = drawPanel(ctx, c, width, y, height);
   ctx.font = "11px sans-serif";
   ctx.textBaseline = "middle";
@@ -256,9 +274,10 @@ function drawMix(ctx, node, width, y, height) {
   const labelW = Math.max(ctx.measureText("noise z").width, ctx.measureText("semantics e").width) + 10;
   const valueW = ctx.measureText("×0.000").width + 8;
   const bx0 = x0 + 8 + labelW, bx1 = x1 - 8 - valueW;
+  const unknown = prompt && m.strength > 0;
   const rows = [
-    ["noise z", m.noise, NOISE],
-    ["semantics e", m.semantics, ACCENT],
+    ["noise z", unknown ? null : m.noise, NOISE],
+    ["semantics e", unknown ? null : m.semantics, ACCENT],
   ];
   const rowH = (bottom - top - 18) / 2;
   rows.forEach(([label, share, color], i) => {
@@ -268,13 +287,17 @@ function drawMix(ctx, node, width, y, height) {
     ctx.fillText(label, x0 + 8, cy);
     ctx.fillStyle = "rgba(255,255,255,0.06)";
     ctx.fillRect(bx0, cy - 5, bx1 - bx0, 10);
-    ctx.fillStyle = color;
-    ctx.fillRect(bx0, cy - 5, Math.max((bx1 - bx0) * share, share > 0 ? 1 : 0), 10);
     ctx.fillStyle = c.text;
     ctx.textAlign = "right";
+    if (share === null) { // direction prompt: the share depends on the run
+      ctx.fillText("×?", x1 - 8, cy);
+      return;
+    }
     ctx.fillText(`×${fmt(share, 3)}`, x1 - 8, cy);
+    ctx.fillStyle = color;
+    ctx.fillRect(bx0, cy - 5, Math.max((bx1 - bx0) * share, share > 0 ? 1 : 0), 10);
   });
-  ctx.fillStyle = exact || m.strength === 0 ? c.dim : WARN;
+  ctx.fillStyle = exact || m.strength === 0 || prompt ? c.dim : WARN;
   ctx.textAlign = "center";
   // candidates > 1 (screening) probes the model even at strength 0: it picks a noise, then mixes nothing in.
   const candidates = Math.max(1, Math.round(Number(v.candidates ?? 1)) || 1);
@@ -282,17 +305,22 @@ function drawMix(ctx, node, width, y, height) {
     ? candidates > 1
       ? `screening ${candidates} noises: the best one, unmixed`
       : "strength 0: noise unchanged, no model call"
-    : exact
+    : prompt
+      ? "prompt: mix set by the model's cond − uncond"
+      : exact
       ? `z' = ${fmt(m.noise, 3)}·z + ${fmt(m.semantics, 3)}·e  (unit variance)`
       : "decorrelate off: e overlaps z, shares are nominal";
   ctx.fillText(note, (x0 + x1) / 2, bottom - 9);
   ctx.restore();
-  node.__nsMix = { error: null, ...m, exact, candidates, note, draws: (node.__nsMix?.draws ?? 0) + 1 };
+  const shown = unknown ? { noise: null, semantics: null } : {};
+  node.__nsMix = { error: null, ...m, ...shown, exact, direction: prompt ? "prompt" : "guided", inactive, candidates,
+                   note, draws: (node.__nsMix?.draws ?? 0) + 1 };
 }
 
 // --------------------------------------------------------------------------- registration
-function addPreview(node, name, height, draw) {
+function addPreview(node, name, height, draw, onChange) {
   const preview = node.addCustomWidget({
+    onChange,
     name,
     type: "ns_preview",
     value: null,
@@ -306,13 +334,14 @@ function addPreview(node, name, height, draw) {
     },
   });
   redrawOnChange(node, preview);
+  onChange?.(node);
   fitNode(node);
   return preview;
 }
 
 const PREVIEWS = {
   [SCHEDULE_NODE]: [CURVE_WIDGET, CURVE_HEIGHT, drawSchedule],
-  [INJECT_NODE]: [MIX_WIDGET, MIX_HEIGHT, drawMix],
+  [INJECT_NODE]: [MIX_WIDGET, MIX_HEIGHT, drawMix, markInactive],
 };
 
 app.registerExtension({
@@ -329,6 +358,7 @@ app.registerExtension({
     const onConfigure = nodeType.prototype.onConfigure;
     nodeType.prototype.onConfigure = function (...args) {
       const r = onConfigure?.apply(this, args);
+      spec[3]?.(this); // widget values are loaded now
       fitNode(this);
       return r;
     };

@@ -1,7 +1,7 @@
 from comfy_api.latest import io
 
 from . import core, patch
-from .schema import CATEGORY, Schedule
+from .schema import CATEGORY, Schedule, apply_to_input, check_apply_to
 
 TITLE = "Noise Semantic Inject"
 
@@ -19,35 +19,29 @@ class NoiseSemanticInject(io.ComfyNode):
                          "(with the sampler's CFG). candidates > 1 screens: it probes that many noises per image "
                          "(the sampler's own first) and keeps the one whose own content already agrees best with "
                          "the prompt. strength > 0 adds the paper's Semantic Injection, z' = (z + strength * e) / "
-                         "sqrt(1 + strength^2). At its defaults it changes nothing: measured, nothing beat keeping "
-                         "the cfg at the cfg people use (help page). Runs after Noise Semantic Erase."),
+                         "sqrt(1 + strength^2). At its defaults it changes nothing: at the cfg a model is usually "
+                         "run at, no setting fixed more images than it broke in our benchmarks (help page). Runs "
+                         "after Noise Semantic Erase."),
             inputs=[
                 io.Model.Input("model", tooltip="The diffusion model to patch (SDXL, FLUX, WAN, ...)."),
                 io.Float.Input("strength", default=0.0, min=0.0, max=4.0, step=0.01,
-                               tooltip="delta: how far the noise moves toward what the prompt predicts (the paper's "
-                                       "injection). 0 = none (default: at usual cfg it broke more images than it "
-                                       "fixed in our benchmarks; see the help page)."),
+                               tooltip="How far the noise moves toward what the model predicts (the paper's "
+                                       "injection); 0 = none (default, see the help page)."),
                 io.Boolean.Input("decorrelate", default=True,
-                                 tooltip="Keep only what the model adds to the noise: a denoising step mostly "
-                                         "points back at the noise itself, so without this the mix shrinks "
-                                         "the noise and strength near 1 makes every seed the same image. On: "
-                                         "strength is an exact mix, noise share 1/sqrt(1+s^2), semantic share "
-                                         "s/sqrt(1+s^2). Off: the paper's formula as written (denoising sign)."),
+                                 tooltip="Inject only what the model adds to the noise, so strength is an exact "
+                                         "noise/semantics mix (off: the paper's formula as written)."),
                 Schedule.Input("schedule", optional=True,
-                               tooltip="Probe times and weights from a Temporal Weight Schedule node. Not "
-                                       "connected: one probe at tau 0.6 (as good as the paper's five on our "
-                                       "benchmarks, at a fifth of the cost)."),
+                               tooltip="Probe times and weights from a Temporal Weight Schedule node; unconnected: "
+                                       "one probe at tau 0.6."),
                 # Optional, so that workflows and API prompts saved before these inputs existed still load.
                 io.Combo.Input("direction", options=list(core.DIRECTIONS), default="guided", optional=True,
-                               tooltip="What strength injects. guided: the paper's direction (the CFG-guided "
-                                       "denoising direction). prompt: only what the prompt changes in the "
-                                       "prediction (cond - uncond), near zero where the noise already agrees; "
-                                       "needs a negative prompt."),
+                               tooltip="What strength injects: guided (the paper's CFG-guided direction) or prompt "
+                                       "(only what the prompt changes, cond - uncond; needs a negative prompt)."),
                 io.Int.Input("candidates", default=1, min=1, max=16, optional=True,
-                             tooltip="Noise screening: probe this many noises per image (the sampler's own first) "
-                                     "and keep the one that already agrees best with the prompt. 1 = off (default). "
-                                     "Try 4 below your usual cfg, where it beat raising CFG. Costs 2 x candidates x "
-                                     "probes evaluations per image, in one batched call; needs a negative prompt."),
+                             tooltip="Noise screening: probe this many noises per image and keep the one that "
+                                     "already agrees best with the prompt; 1 = off (default), try 4 below your "
+                                     "usual cfg."),
+                apply_to_input(),
             ],
             outputs=[io.Model.Output(
                 tooltip="The model, patched so that every sampler using it starts from the injected noise.")],
@@ -57,7 +51,7 @@ class NoiseSemanticInject(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, strength, decorrelate=True, schedule=None, direction="guided",
-                candidates=1) -> io.NodeOutput:
+                candidates=1, apply_to=patch.APPLY_TO[0]) -> io.NodeOutput:
         core.check_strength(strength, node=TITLE)
         if schedule is None:
             schedule = core.DEFAULT_SCHEDULE
@@ -68,6 +62,7 @@ class NoiseSemanticInject(io.ComfyNode):
         if direction not in core.DIRECTIONS:
             raise core.NoiseSemanticsError(f"[{TITLE}] input 'direction' is {direction!r}. Fix: choose one of "
                                            f"{', '.join(core.DIRECTIONS)}")
+        check_apply_to(apply_to, TITLE)
         if int(candidates) < 1:
             raise core.NoiseSemanticsError(f"[{TITLE}] input 'candidates' is {candidates}. Fix: use 1 (no "
                                            f"screening) or more")
@@ -76,6 +71,7 @@ class NoiseSemanticInject(io.ComfyNode):
                                                              "decorrelate": bool(decorrelate),
                                                              "schedule": schedule, "direction": direction,
                                                              "candidates": int(candidates),
+                                                             "apply_to": apply_to,
                                                              "node_id": getattr(hidden, "unique_id", None)}))
 
     patch = execute  # the V1 method name, for scripts that call the class directly (as ComfyUI's FreeU keeps)

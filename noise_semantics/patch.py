@@ -13,6 +13,7 @@ the two nodes are chained, and a second node of the same kind replaces the first
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from dataclasses import dataclass
@@ -28,6 +29,10 @@ from . import core
 
 WRAPPER_KEY = "noise_semantics"
 OPTIONS_KEY = "noise_semantics"
+# Erase's and Inject's 'apply_to': which samplers on the patched MODEL refine their noise. The first is
+# the default: a hires-fix second pass, a detailer's crops and a tiled upscaler's tiles sample the same
+# MODEL at denoise < 1, and would each pay for (and get) the refinement meant for the txt2img pass.
+APPLY_TO = ("from pure noise only", "every sampler")
 log = logging.getLogger("comfyui-noise-semantics")
 
 
@@ -65,6 +70,11 @@ def patched(model, part: str, settings: dict):
     if not m.get_wrappers(comfy.patcher_extension.WrappersMP.SAMPLER_SAMPLE, WRAPPER_KEY):
         m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.SAMPLER_SAMPLE, WRAPPER_KEY, refine_noise_wrapper)
     return m
+
+
+def starts_from_pure_noise(guider, sigmas) -> bool:
+    """The sampler starts at the model's sigma_max (denoise 1: txt2img, or a latent drowned in noise)."""
+    return float(sigmas[0]) >= float(guider.inner_model.model_sampling.sigma_max) * (1 - 1e-3)
 
 
 def settings_of(model_options: dict) -> dict:
@@ -295,6 +305,61 @@ def explain_probe_error(e: Exception, model, z: torch.Tensor, segments, shape: t
     if hasattr(e, "add_note"):
         e.add_note(f"[{node}] raised in a probe call (batch of shape {shape}, the sampler's latent shape); "
                    f"without the Noise Semantic nodes the sampler runs the same model and patches")
+
+
+@contextlib.contextmanager
+def step_state_kept(guider, model_options: dict):
+    """The probe calls go through the sampler's guider before its first step, and two kinds of state
+    ComfyUI keeps across the model calls of a run would take them for steps:
+
+    * Scheduled hooks (Create Hook Keyframe on a hook LoRA, set on the conditioning): each call moves
+      the hook's keyframe forward to the one for its sigma, never back (HookKeyframeGroup
+      .prepare_current_keyframe), and the patcher keeps the weights hooked at that strength. A probe
+      at a low sigma would start the sampler on a later keyframe. The probe calls see the conds with
+      hooks of their own (the hooks' clone, holding a clone of the keyframe group, as
+      ``without_step_cache`` gives each probe call its own cache), and the patcher's hooked weights
+      go back to where sampling starts (none applied, none cached: clear_cached_hook_weights).
+    * A ControlNet / T2I adapter keeps the hint it resized and broadcast to the first call's batch
+      (``cond_hint``; a T2I adapter also its features of that batch). A probe batch is another size:
+      the hint each ControlNet held before the probes is put back, so the sampler's first call
+      prepares it as it does without the pack (a T2I adapter would otherwise reuse probe-batch features).
+
+    Everything else these calls read is per call (ControlNet timestep ranges, cond timestep ranges,
+    transformer_options["sigmas"]), or is handled where the probe call is built (context windows,
+    step caches)."""
+    conds = getattr(guider, "conds", None) or {}
+    keyframes, groups, controls = {}, {}, {}
+
+    def own_group(group):
+        if id(group) not in groups:
+            g = group.clone()
+            for hook in g.hooks:
+                kf = hook.hook_keyframe
+                hook.hook_keyframe = keyframes.setdefault(id(kf), kf.clone())
+            groups[id(group)] = g
+        return groups[id(group)]
+
+    probe_conds = {}
+    for k, cs in conds.items():
+        probe_conds[k] = [dict(c, hooks=own_group(c["hooks"])) if c.get("hooks") is not None else c for c in cs]
+        for c in cs:
+            ctrl = c.get("control")
+            while ctrl is not None and id(ctrl) not in controls:
+                controls[id(ctrl)] = (ctrl, getattr(ctrl, "cond_hint", None))
+                ctrl = getattr(ctrl, "previous_controlnet", None)
+    if groups:
+        guider.conds = probe_conds
+    try:
+        yield
+    finally:
+        if groups:
+            guider.conds = conds
+            patcher = getattr(guider.inner_model, "current_patcher", None) or guider.model_patcher
+            for p in [patcher] + list(model_options.get("multigpu_clones", {}).values()):
+                p.clear_cached_hook_weights()
+        for ctrl, hint in controls.values():
+            if getattr(ctrl, "cond_hint", None) is not hint:
+                ctrl.cond_hint = hint
 
 
 def cfg_rows(guider, branches: bool) -> int:
@@ -535,6 +600,19 @@ def refine_noise_wrapper(executor, guider, sigmas, extra_args, callback, noise, 
         log.info("Noise Semantics: this sampler adds no noise (add_noise disabled); noise left untouched")
         return executor(guider, sigmas, extra_args, callback, noise, latent_image, denoise_mask, disable_pbar)
 
+    if not starts_from_pure_noise(guider, sigmas):
+        skip = [n for n, s in (("Erase", erase_s), ("Inject", inject_s))
+                if s is not None and s.get("apply_to", APPLY_TO[0]) == APPLY_TO[0]]
+        if skip:
+            log.info("Noise Semantics: Noise Semantic %s left this sampler's noise untouched: it starts below "
+                     "sigma_max (%.4g < %.4g: denoise < 1, such as a hires-fix pass, a detailer crop or a tile) and "
+                     "apply_to is '%s'. Set apply_to to '%s' to refine it too", " and ".join(skip),
+                     float(sigmas[0]), float(guider.inner_model.model_sampling.sigma_max), APPLY_TO[0], APPLY_TO[1])
+            erase_s = None if "Erase" in skip else erase_s
+            inject_s = None if "Inject" in skip else inject_s
+            if erase_s is None and inject_s is None:
+                return executor(guider, sigmas, extra_args, callback, noise, latent_image, denoise_mask, disable_pbar)
+
     seed = extra_args.get("seed")
     seed = 0 if seed is None else int(seed)
     node = " + ".join(n for n, s in (("Noise Semantic Erase", erase_s), ("Noise Semantic Inject", inject_s)) if s is not None)
@@ -551,9 +629,10 @@ def refine_noise_wrapper(executor, guider, sigmas, extra_args, callback, noise, 
         notes.append("inject strength 0: no change")
         evaluations = 0
     elif inject_s is not None:
-        z, calls, rows = run_injection(guider, extra_args, z, inject_s, cands if m > 1 else None, segments,
-                                       sampler_start(guider, extra_args, sigmas, latent_image, denoise_mask,
-                                                      inject_s), report)
+        with step_state_kept(guider, extra_args["model_options"]):  # the probes are not sampling steps
+            z, calls, rows = run_injection(guider, extra_args, z, inject_s, cands if m > 1 else None, segments,
+                                           sampler_start(guider, extra_args, sigmas, latent_image, denoise_mask,
+                                                         inject_s), report)
         what = f"screened {m} candidate noises, " if m > 1 else ""
         notes.append(f"{what}injected strength {inject_s['strength']:g} ({inject_s.get('direction', 'guided')}) "
                      f"from {len(inject_s['schedule'])} probe(s) in {calls} guided call(s) of up to {rows} latent(s) per "

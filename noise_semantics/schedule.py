@@ -23,17 +23,15 @@ class TemporalWeightSchedule(io.ComfyNode):
                          "which did as well on the pack's benchmarks at a fifth of the cost."),
             inputs=[
                 io.Int.Input("probes", default=d["probes"], min=1, max=64,
-                             tooltip="K: how many times the model is asked. All probes go through the sampler's "
-                                     "model in one batched call when memory allows (compute: about one sampling "
-                                     "step per probe)."),
+                             tooltip="K: how many times the model is asked, in one batched call when memory "
+                                     "allows (about one sampling step of compute per probe)."),
                 io.Float.Input("tau_min", default=d["tau_min"], min=0.001, max=1.0, step=0.01,
-                               tooltip="Latest probe time, in (0, 1]. 1 = pure noise, 0 = the finished image."),
+                               tooltip="Latest probe time, in (0, 1] (1 = pure noise, 0 = the finished image)."),
                 io.Float.Input("tau_max", default=d["tau_max"], min=0.001, max=1.0, step=0.01,
                                tooltip="Earliest probe time, in (0, 1]; must be >= tau_min."),
                 io.Combo.Input("weighting", options=["bump", "uniform"], default="bump",
-                               tooltip="bump: w(tau) = max(1 - |(tau - center)/half_width|^(2*flatness), 0). "
-                                       "uniform: every probe counts the same (center, half_width, "
-                                       "flatness are then not used)."),
+                               tooltip="bump: w(tau) = max(1 - |(tau - center)/half_width|^(2*flatness), 0); "
+                                       "uniform: every probe counts the same (help page)."),
                 io.Float.Input("center", default=d["center"], min=0.0, max=1.0, step=0.01,
                                tooltip="Time where the bump peaks (bump weighting)."),
                 io.Float.Input("half_width", default=d["half_width"], min=0.01, max=2.0, step=0.01,

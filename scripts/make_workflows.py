@@ -123,8 +123,7 @@ class WF:
         src, slot = self.model_source(sampler)
         ex = {**OUR_COLOR}
         props = {"cnr_id": "comfyui-noise-semantics", "ver": VERSION}
-        erase = self.add_node("NoiseSemanticErase", (x, y), (290, 106),
-                              [D["NoiseSemanticErase"][k] for k in ("samples", "restandardize")],
+        erase = self.add_node("NoiseSemanticErase", (x, y), (290, 130), list(D["NoiseSemanticErase"].values()),
                               [{"name": "model", "type": "MODEL"}], [{"name": "MODEL", "type": "MODEL"}], extra=ex)
         # One probe at tau 0.6: what Inject uses when nothing is connected (the measured default),
         # shown on the canvas so a user can switch to the paper's five probes.
@@ -135,7 +134,7 @@ class WF:
                               [{"name": "schedule", "type": "NOISE_SEMANTIC_SCHEDULE"}], extra=ex)
         inject_values = dict(zip([s.name for s in wa.widget_specs("NoiseSemanticInject")],
                                  defaults("NoiseSemanticInject"))) | (inject or {})
-        inject = self.add_node("NoiseSemanticInject", (x + 320, y), (290, 168),
+        inject = self.add_node("NoiseSemanticInject", (x + 320, y), (290, 192),
                                list(inject_values.values()),
                                [{"name": "model", "type": "MODEL"},
                                 {"name": "schedule", "type": "NOISE_SEMANTIC_SCHEDULE", "shape": 7}],
@@ -195,7 +194,35 @@ E, I, S = D["NoiseSemanticErase"], D["NoiseSemanticInject"], D["NoiseSemanticTem
 LATE = {"probes": 1, "tau_min": 0.6, "tau_max": 0.6}
 
 
-def common_text(cfg_note, steps):
+def sampling_evals(w) -> int:
+    """Network evaluations per image of the workflow's own samplers, stock: each step evaluates the
+    prompt and the negative (cfg 1: ComfyUI skips the negative). A KSampler at denoise < 1 still runs
+    its steps. tests/integration/test_workflows.py counts them in the executor and checks this."""
+    total = 0
+    for n in w.d["nodes"]:
+        v = n["widgets_values"]
+        if n["type"] == "KSampler":  # seed, control, steps, cfg, ...
+            steps, cfg = v[2], v[3]
+        elif n["type"] == "KSamplerAdvanced":  # add_noise, seed, control, steps, cfg, sampler, sched, start, end
+            steps, cfg = min(v[8], v[3]) - v[7], v[4]
+        else:
+            continue
+        total += steps * (1 if cfg == 1 else 2)
+    return total
+
+
+def probe_evals(candidates, probes, cfg):
+    """Evaluations of Inject's one batched probe call per image: each probe of each candidate, with both
+    CFG branches when screening (read at cfg 1 too) or when the sampler's cfg is not 1."""
+    return candidates * probes * (2 if candidates > 1 or cfg != 1 else 1)
+
+
+def cost_text(w, cfg, candidates=4, probes=1):
+    extra, run = probe_evals(candidates, probes, cfg), sampling_evals(w)
+    return f"{extra} network evaluations per image on top of the sampling's {run}: +{round(100 * extra / run)} %"
+
+
+def common_text(cfg_note, w, cfg):
     return (
         f"- Noise Semantic Inject and Noise Semantic Erase are at their defaults, which change nothing: at the cfg "
         f"these templates use, nothing the pack offers beat the stock sampler in its benchmarks (README). To try "
@@ -206,8 +233,11 @@ def common_text(cfg_note, steps):
         f"- Temporal Weight Schedule: set to one probe at tau 0.6, what Inject uses unconnected. For the "
         f"paper's temporal weighting, set its defaults ({S['probes']} probes from tau {S['tau_max']} down to "
         f"{S['tau_min']}): each probe then costs as much again.\n"
-        f"- Cost with 4 candidates: every probe in one batched model call ({cfg_note}): 8 network evaluations per "
-        f"image, about 4 of the {steps} sampling steps' compute. At the defaults: none.\n"
+        f"- Cost with 4 candidates: every probe in one batched model call ({cfg_note}): {cost_text(w, cfg)}. At "
+        f"the defaults: none.\n"
+        f"- Only a sampler that starts from pure noise (denoise 1) is refined: Erase's and Inject's apply_to. A "
+        f"hires-fix pass, a detailer or a tiled upscaler on the same MODEL keeps its stock noise (the log says "
+        f"so); set apply_to to 'every sampler' to refine those too.\n"
         f"- Where it helps, and where raising CFG is the better knob: see the pack's README.\n"
         f"- Change the sampler's seed as usual: same seed, same result (the extra draws are made on the CPU).\n")
 
@@ -219,9 +249,9 @@ note = ("SDXL base + refiner with Noise Semantics.\n\n"
         "(Advanced) - BASE. Only the base model is patched: the REFINER sampler has add_noise disabled (it "
         "continues the base's latent and receives no new noise), so there is nothing to refine there; a patched "
         "model would leave it untouched anyway.\n\n"
-        + common_text("CFG 8: prompt and negative prompt", 25) +
-        "\nSDXL is an eps (noise-prediction) model: the probes ask the UNet at sigmas from sigma_max down to the "
-        "middle of the schedule; the direction used is minus its predicted noise (the direction a denoising step "
+        + common_text("CFG 8: prompt and negative prompt", w, 8) +
+        "\nSDXL is an eps (noise-prediction) model: the probe asks the UNet at the sigma the sampler reaches at tau "
+        "0.6 of its schedule; the direction used is minus its predicted noise (the direction a denoising step "
         "moves). Keep the base sampler's start_at_step at 0: a later start adds the refined noise to the "
         "latent at a lower sigma, as with any noise.")
 erase, inject, sched, n = w.insert_ours(10, 575, -760, note, (1215, -760), (610, 540), "SDXL")
@@ -232,10 +262,11 @@ w.finish(ROOT / "workflows/sdxl_base_refiner_noise_semantics.json")
 w = WF(TPL / "comfyui_workflow_templates_media_image/templates/flux_dev_full_text_to_image.json")
 note = ("FLUX.1 [dev] with Noise Semantics.\n\n"
         "Wire: Load Diffusion Model (MODEL) -> Noise Semantic Erase -> Noise Semantic Inject -> KSampler.\n\n"
-        + common_text("CFG 1: the prompt only", 20) +
+        + common_text("CFG 1: the prompt only", w, 1) +
         "\nFLUX.1 dev is guidance-distilled: KSampler cfg stays 1.0 and the guidance (3.5) goes in through "
         "CLIPTextEncodeFlux, so the probes see exactly the conditioning the sampler uses. Screening also evaluates "
-        "the zeroed negative at its probe (the noise's own reading), which sampling at cfg 1 skips. FLUX is a rectified-flow model: a probe at tau asks the model at the sigma the "
+        "the zeroed negative at its probe (the noise's own reading), which sampling at cfg 1 skips: that is why "
+        "its cost here is twice what it is at cfg > 1. FLUX is a rectified-flow model: a probe at tau asks the model at the sigma the "
         "sampler would reach at that point of its schedule (with FLUX's own shift); the direction used is minus "
         "the predicted velocity.")
 erase, inject, sched, n = w.insert_ours(31, -320, -620, note, (300, -620), (600, 560), "FLUX.1 dev")
@@ -248,9 +279,10 @@ note = ("Wan 2.1 text-to-video 1.3B with Noise Semantics.\n\n"
         "Wire: Load Diffusion Model -> ModelSamplingSD3 (shift 8) -> Noise Semantic Erase -> Noise Semantic "
         "Inject -> KSampler. Either order with ModelSamplingSD3 gives the same result: the probes always use the "
         "sampler's shifted sigmas (with shift 8, tau 0.5 is already sigma 0.89).\n\n"
-        + common_text("CFG 6: prompt and negative prompt", 30) +
+        + common_text("CFG 6: prompt and negative prompt", w, 6) +
         "\nThe noise is the whole video latent (all frames at once): erase and inject act on it as one sample. "
-        "A probe batch holds probes x 2 whole video latents; fewer probes make it lighter.")
+        "The probe call holds probes x candidates x 2 whole video latents (8 with 4 candidates and one probe), "
+        "split into smaller calls when memory is short.")
 erase, inject, sched, n = w.insert_ours(3, 470, -720, note, (1100, -720), (640, 640), "Wan 2.1")
 w.add_group("Noise Semantics (comfyui-noise-semantics)", (460, -760, 1290, 710))
 w.finish(ROOT / "workflows/wan21_t2v_1.3B_noise_semantics.json")
@@ -285,9 +317,10 @@ note = ("Wan 2.2 14B text-to-video (high-noise + low-noise experts) with Noise S
         "Semantic Inject -> KSampler (Advanced) high (add_noise enable, steps 0-10). Only the high-noise stage "
         "draws noise; the low-noise KSampler (Advanced) has add_noise disabled and continues the latent, so its "
         "model needs no node (a patched model would leave it untouched anyway).\n\n"
-        + common_text("CFG 3.5: prompt and negative prompt", 20) +
-        "\nThe probes use the high-noise expert, at sigmas where it is the expert: with shift 8, tau 1.0-0.5 is "
-        "sigma 1.0-0.89, the same range the high stage samples before the switch at step 10 of 20. "
+        + common_text("CFG 3.5: prompt and negative prompt", w, 3.5) +
+        f"\nThe probe uses the high-noise expert, at a sigma where it is the expert: with shift 8, tau 0.6 is "
+        f"sigma {8 * 0.6 / (1 + 7 * 0.6):.2f}, inside the range the high stage samples before the switch at step 10 "
+        f"of 20. "
         "With the 4-step lightx2v LoRA variant of the official template, put the two nodes after the high-noise "
         "LoRA + ModelSamplingSD3 in the same way (cfg 1 there: the probes see the prompt only).")
 erase, inject, sched, n = w.insert_ours(96, 660, -720, note, (1290, -720), (630, 660), "Wan 2.2")
@@ -330,15 +363,16 @@ note = (
     "once stock makes it alone, set strength to 0.\n"
     f"- Limits: tiny digits models, euler, cfg 1 and 3 only: not measured on SD1.5 itself, at this template's "
     f"cfg {cfg:g} and dpmpp_2m, or on photographs. Compare with strength 0 at the same seed.\n"
-    f"- Cost: one probe at cfg {cfg:g} = 2 network evaluations in one batched call, next to the {2 * steps} of "
-    f"the {steps} sampling steps (about {round(100 * 2 / (2 * steps))} %). The paper's five probes (connect "
-    "the Temporal Weight Schedule at its defaults) cost 10; one probe's lead over stock's curve was within "
+    f"- Cost: one probe at cfg {cfg:g}, {cost_text(w, cfg, candidates=1)}. The paper's five probes (connect the "
+    f"Temporal Weight Schedule at its defaults) cost {probe_evals(1, 5, cfg)}; one probe's lead over stock's curve was within "
     "0.009 of five probes' in every edit setting of the eps model, up to 0.056 smaller on the flow model.\n"
     f"- Noise Semantic Erase, samples = {E['samples']}: off; it was never above stock on the pack's "
     "text-to-image benchmarks and was not part of the img2img one (the paper uses 4).\n"
+    "- apply_to is 'every sampler' on Inject here: its default refines only samplers that start from pure "
+    "noise, and this sampler starts at denoise " f"{EDIT_DENOISE}.\n"
     "- Change the sampler's seed as usual: same seed, same result (the extra draws are made on the CPU).")
-erase, inject, sched, n = w.insert_ours(3, 280, -440, note, (920, -440), (660, 520), "SD1.5 img2img edit",
-                                        inject={"strength": EDIT_STRENGTH})
+erase, inject, sched, n = w.insert_ours(3, 280, -440, note, (920, -440), (660, 540), "SD1.5 img2img edit",
+                                        inject={"strength": EDIT_STRENGTH, "apply_to": "every sampler"})
 w.add_group("Noise Semantics (comfyui-noise-semantics)", (270, -480, 1320, 580))
 w.finish(ROOT / "workflows/sd15_img2img_edit_noise_semantics.json")
 

@@ -33,6 +33,7 @@ import zlib
 import torch
 
 import comfy.ldm.wan.vae
+import comfy.patcher_extension as pe
 import comfy.sd
 import comfy.taesd.taesd
 
@@ -57,6 +58,7 @@ def make_conditioning(family: str, seed: int = 0):
         return families.FAMILIES[family].conditioning(seed=seed)
     return tiny_models.make_conditioning(family, seed=seed)
 CAPTURED = probes.RECORDS  # one recorder for all tests: tests/probes.py
+EVALS: dict[str, int] = {}  # label -> network evaluations (latents) through that capture's model
 
 
 # ---------------------------------------------------------------- tiny objects
@@ -205,8 +207,16 @@ class NSTestNoiseCapture:
         return {"required": {"model": ("MODEL",), "label": ("STRING", {"default": "stage"})}}
 
     def patch(self, model, label):
-        # Registered after (so inside) any wrapper added upstream on the MODEL wire.
-        return (probes.capture(model, label),)
+        # Registered after (so inside) any wrapper added upstream on the MODEL wire. Also counts the
+        # latents through the network (EVALS[label]), the probes' and the sampler's alike.
+        m = probes.capture(model, label)
+
+        def count(executor, x, *args, **kwargs):
+            EVALS[label] = EVALS.get(label, 0) + int(x.shape[0])
+            return executor(x, *args, **kwargs)
+        pe.add_wrapper_with_key(pe.WrappersMP.APPLY_MODEL, "nsp_test_evals", count, m.model_options,
+                                is_model_options=True)
+        return (m,)
 
 
 NODE_CLASS_MAPPINGS = {

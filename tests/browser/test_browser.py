@@ -375,6 +375,28 @@ def test_inject_mix_follows_widgets(target, page, artifacts):
     assert _diff(after, _shot(page, area)) > 0.2
 
 
+def test_inject_preview_is_true_for_each_direction_and_marks_inactive_inputs(target, page):
+    """direction prompt injects cond - uncond at its own size: no share holds before the run, so none is
+    shown. At strength 0, decorrelate and direction do nothing: the preview says so and the widgets
+    are disabled; they come back with strength."""
+    node = _add(page, "NoiseSemanticInject", 300, 200)
+    _set(page, node, "strength", 0.3)
+    _set(page, node, "direction", "prompt")
+    mix = _mix(page, node)
+    assert mix["direction"] == "prompt" and mix["noise"] is None and mix["semantics"] is None
+    assert mix["exact"] is False and "cond − uncond" in mix["note"] and mix["inactive"] == []
+    _set(page, node, "direction", "guided")
+    assert _mix(page, node)["noise"] == pytest.approx(1 / 1.09 ** 0.5)
+    _set(page, node, "strength", 0.0)
+    assert sorted(_mix(page, node)["inactive"]) == ["decorrelate", "direction"]
+    assert _ev(page, "([id]) => ['decorrelate', 'direction'].map((n) => !!__nsp.widget(id, n).disabled)", node) == \
+        [True, True]
+    _set(page, node, "strength", 0.5)
+    assert _mix(page, node)["inactive"] == []
+    assert _ev(page, "([id]) => ['decorrelate', 'direction'].map((n) => !!__nsp.widget(id, n).disabled)", node) == \
+        [False, False]
+
+
 def _graph_types(data):
     types = {n["type"] for n in data.get("nodes", [])}
     subgraphs = (data.get("definitions") or {}).get("subgraphs", [])

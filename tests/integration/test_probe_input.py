@@ -47,7 +47,7 @@ def expected(family, rec, z, mask, strength):
 
 
 def run(family, probe_input, source, mask=None, denoise=1.0, strength=0.7):
-    m = Inject().patch(tiny_models.make_model(family), strength, True, SCHED)[0]
+    m = Inject().patch(tiny_models.make_model(family), strength, True, SCHED, apply_to="every sampler")[0]
     # probe_input is the pack's setting, not a node input (docs/method.md): set it on the node's output
     m = patch.patched(m, "inject", patch.settings_of(m.model_options)["inject"] | {"probe_input": probe_input})
     lat = {"samples": source} | ({"noise_mask": mask} if mask is not None else {})

@@ -32,10 +32,11 @@ def ksample(model, family, seed=SEED, lat=None, steps=4, cfg=3.0, denoise=1.0, c
     return nodes.KSampler().sample(model, seed, steps, cfg, "euler", "normal", pos, neg, lat, denoise)[0]["samples"]
 
 
-def refined_model(family, samples=3, strength=0.6, schedule=None, decorrelate=True):
+def refined_model(family, samples=3, strength=0.6, schedule=None, decorrelate=True, apply_to=None):
     m = tiny_models.make_model(family)
-    m = Erase().patch(m, samples, True)[0]
-    return Inject().patch(m, strength, decorrelate, schedule)[0]
+    extra = {} if apply_to is None else {"apply_to": apply_to}
+    m = Erase().patch(m, samples, True, **extra)[0]
+    return Inject().patch(m, strength, decorrelate, schedule, **extra)[0]
 
 
 def expected_noise(core, rec, lat_samples, seed, samples, strength, schedule, decorrelate=True, batch_inds=None):
@@ -174,7 +175,7 @@ def test_noise_mask_inpainting_runs_on_refined_noise():
 def test_partial_denoise_refines_and_says_so(caplog):
     family = "flux"
     src = torch.randn(tiny_models.latent_shape(family), generator=torch.manual_seed(4))
-    m = probes.capture(refined_model(family), "img2img")
+    m = probes.capture(refined_model(family, apply_to="every sampler"), "img2img")
     with caplog.at_level(logging.INFO):
         ksample(m, family, lat={"samples": src}, denoise=0.5)
     assert "below sigma_max" in caplog.text
@@ -315,7 +316,7 @@ def test_patch_clones_and_leaves_the_input_model_alone():
     a = Erase().patch(Inject().patch(m, 0.5)[0], 2, True)[0]
     b = Erase().patch(a, 5, False)[0]
     opts = b.model_options["transformer_options"]["noise_semantics"]
-    assert opts["erase"] == {"samples": 5, "restandardize": False} and opts["inject"]["strength"] == 0.5
+    assert opts["erase"] == {"samples": 5, "restandardize": False, "apply_to": "from pure noise only"} and opts["inject"]["strength"] == 0.5
 
 
 def test_probing_reports_progress_per_probe():

@@ -134,7 +134,7 @@ VALID = {
     "advanced": dict(sampler="KSamplerAdvanced", erase={"samples": 2}, inject={}),
     "custom+screen": dict(sampler="SamplerCustomAdvanced", inject={"candidates": 2, "strength": 0.3}),
     "basicguider": dict(sampler="SamplerCustomAdvanced", guider="BasicGuider", inject={}),
-    "img2img": dict(inject={}, denoise=0.6),
+    "img2img": dict(inject={"apply_to": "every sampler"}, denoise=0.6),
     "flux-stock": dict(family="flux"),
     "flux-both": dict(family="flux", erase={"samples": 2}, inject={"strength": 0.8}, schedule=TPW),
 }

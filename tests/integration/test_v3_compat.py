@@ -29,17 +29,18 @@ CONTRACT = {
         "required": [("model", "MODEL", {}),
                      ("samples", "INT", {"min": 1, "max": 64}),
                      ("restandardize", "BOOLEAN", {})],
-        "optional": [],
+        "optional": [("apply_to", "COMBO", {"options": ["from pure noise only", "every sampler"]})],
         "outputs": [("MODEL", "MODEL")],
     },
     "NoiseSemanticInject": {
         "required": [("model", "MODEL", {}),
                      ("strength", "FLOAT", {"min": 0.0, "max": 4.0, "step": 0.01}),
                      ("decorrelate", "BOOLEAN", {})],
-        # direction and candidates came after V1: optional, so prompts saved without them still load
+        # direction, candidates and apply_to came after V1: optional, so prompts saved without them still load
         "optional": [("schedule", "NOISE_SEMANTIC_SCHEDULE", {}),
                      ("direction", "COMBO", {"options": ["guided", "prompt"]}),
-                     ("candidates", "INT", {"min": 1, "max": 16})],
+                     ("candidates", "INT", {"min": 1, "max": 16}),
+                     ("apply_to", "COMBO", {"options": ["from pure noise only", "every sampler"]})],
         "outputs": [("MODEL", "MODEL")],
     },
     "NoiseSemanticTemporalSchedule": {
@@ -93,7 +94,10 @@ def test_nodes_are_v3_with_the_v1_contract(node_id):
         assert [(n, t) for n, t, _ in got] == [(n, t) for n, t, _ in want[section]], section
         for (name, _, opts), (_, _, bounds) in zip(got, want[section]):
             assert {k: opts.get(k) for k in bounds} == bounds, name
-            assert opts.get("tooltip"), f"{node_id}.{name} has no tooltip"
+            tip = opts.get("tooltip")
+            assert tip, f"{node_id}.{name} has no tooltip"
+            # one sentence each; the detail lives on the node's help page (js/docs)
+            assert len(tip) <= 160 and ". " not in tip, f"{node_id}.{name}: {tip!r}"
     assert list(zip(cls.RETURN_TYPES, cls.RETURN_NAMES)) == want["outputs"]
     assert all(cls.OUTPUT_TOOLTIPS)
 

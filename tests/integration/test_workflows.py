@@ -551,6 +551,7 @@ def _saved_files(history):
 def _run(live, prompt):
     si = live["si"]
     si.CAPTURED.clear()
+    si.EVALS.clear()
     history = host.run_prompt(prompt)
     return history, {k: list(v) for k, v in si.CAPTURED.items()}
 
@@ -702,3 +703,41 @@ def test_edit_workflow_output_differs_from_strength_0(live):
     assert torch.equal(stock, stock0) and not torch.allclose(noise, stock, atol=1e-3)
     diff = np.abs(pictures[EDIT_STRENGTH] - pictures[0.0])
     assert diff.max() > 0, "the picture at strength 0.3 equals the one at strength 0"
+
+
+# ---------------------------------------------------------------- the Notes' cost numbers
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
+def test_note_cost_is_what_the_executor_counts(live, path):
+    """The cost line of each Note (scripts/make_workflows.py writes it from a formula) matches the
+    network evaluations counted in the executor: the workflow as the Note prices it (4 candidates; the
+    edit workflow as shipped) minus the same graph with the pack's nodes bypassed."""
+    wa = live["wa"]
+    wf = load(path)
+    priced = copy.deepcopy(wf)
+    (inj,) = [n for n in priced["nodes"] if n["type"] == "NoiseSemanticInject"]
+    if path != EDIT_WORKFLOW:
+        names = [s.name for s in wa.widget_specs("NoiseSemanticInject")]
+        inj["widgets_values"][names.index("candidates")] = 4
+    stock = copy.deepcopy(wf)
+    for n in stock["nodes"]:
+        if n["type"] in OURS:
+            n["mode"] = 4
+    counts = []
+    for g in (priced, stock):
+        prompt, _ = _prepare(live, g, family_of(path))
+        _run(live, prompt)
+        counts.append(sum(live["si"].EVALS.values()))
+    extra, run = counts[0] - counts[1], counts[1]
+    assert extra > 0
+    (note,) = [n["widgets_values"][0] for n in wf["nodes"] if n["type"] == "Note" and "Noise Semantics" in n.get(
+        "title", "")]
+    pct = round(100 * extra / run)
+    want = f"{extra} network evaluations per image on top of the sampling's {run}: +{pct} %"
+    assert want in note, (want, [ln for ln in note.splitlines() if "Cost" in ln])
+    # the same numbers where the docs quote them (README, docs/workflows.md; FLUX also on Inject's help page)
+    root = WORKFLOW_DIR.parent
+    docs = ["README.md", "docs/workflows.md"] + (["js/docs/NoiseSemanticInject.md"] if family_of(path) == "flux" else [])
+    for doc in docs:
+        text = " ".join((root / doc).read_text(encoding="utf-8").split())
+        assert f"+{extra} of {run}" in text and f"+{pct} %" in text, (doc, extra, run, pct)
