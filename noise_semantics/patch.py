@@ -161,13 +161,26 @@ def probe_rows(model, z: torch.Tensor, total: int, group: int, branches: int, sh
     gives the conditioning shapes. The memory the user reserved (--reserve-vram) stays out of it."""
     if free is None:
         free = comfy.model_management.get_free_memory(z.device) - comfy.model_management.extra_reserved_memory()
-    sizes = range(total // group * group, group - 1, -group)
+
+    def fits(groups: int, k: int) -> bool:
+        n = groups * group
+        shape = (n * k,) + tuple(z.shape[1:])
+        try:
+            need = model.memory_required(shape, cond_shapes=shapes(n, k) if shapes is not None else {})
+        except TypeError:  # an estimate without conditioning shapes (a model class of another pack)
+            need = model.memory_required(shape)
+        return need * 1.5 < free
+
+    most = max(1, total // group)
     try:
         for k in (branches, 1) if branches > 1 else (1,):
-            for n in sizes:
-                cs = shapes(n, k) if shapes is not None else {}
-                if model.memory_required((n * k,) + tuple(z.shape[1:]), cond_shapes=cs) * 1.5 < free:
-                    return n
+            if not fits(1, k):
+                continue
+            lo, hi = 1, most  # the estimate grows with the batch: the largest that fits, by bisection
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                lo, hi = (mid, hi) if fits(mid, k) else (lo, mid - 1)
+            return lo * group
     except Exception:  # models without an estimate: one call for the whole batch
         return total
     return group

@@ -164,6 +164,25 @@ def test_memory_estimate_counts_reference_latents_and_branches():
     assert got["rows"] == 4 and got["rows_blind"] > 4
 
 
+def test_probe_rows_follows_comfyuis_estimate_in_whole_latent_batches():
+    """probe_rows: the most rows (a multiple of B) whose call of every branch fits by memory_required x 1.5;
+    where not even B rows of every branch fit, what one branch fits (calc_cond_batch then runs the branches
+    one by one); never below B."""
+    model = tiny_models.make_model("sdxl").model
+    B = 2
+    z = torch.zeros(tiny_models.latent_shape("sdxl", B))
+    need = lambda rows: model.memory_required((rows,) + tuple(z.shape[1:])) * 1.5
+    total = 3 * 4 * B  # 3 probes x 4 candidates x B
+    assert patch.probe_rows(model, z, total, B, 2, free=1e15) == total
+    assert patch.probe_rows(model, z, total, B, 2, free=need(2 * 3 * B) * 1.001) == 3 * B
+    assert patch.probe_rows(model, z, total, B, 3, free=need(3 * 5 * B) * 1.001) == 5 * B
+    # three branches (Dual CFG, Perp-Neg) of B rows do not fit, one branch of 2B does: 2B rows per call,
+    # which calc_cond_batch runs branch by branch
+    assert patch.probe_rows(model, z, total, B, 3, free=need(2 * B) * 1.001) == 2 * B
+    assert patch.probe_rows(model, z, total, B, 2, free=need(B) * 1.001) == B
+    assert patch.probe_rows(model, z, total, B, 2, free=1.0) == B
+
+
 # ------------------------------------------------------------------ guiders
 
 def custom_sample(guider, fam, lat):
