@@ -431,10 +431,10 @@ def run_injection(guider, extra_args, z: torch.Tensor, settings: dict, candidate
         except Exception as e:
             if not is_out_of_memory(e) or rows <= B:
                 raise
-            rows = max(B, rows // 2 // B * B)
-            log.warning("%s: out of memory, retrying with %d latent(s) per branch per model call", node, rows)
-            del e
-            comfy.model_management.soft_empty_cache(True)
+        # out of the except block, so the failed call's frames (and their tensors) are freed first
+        rows = max(B, rows // 2 // B * B)
+        log.warning("%s: out of memory, retrying with %d latent(s) per branch per model call", node, rows)
+        comfy.model_management.soft_empty_cache(True)
 
 
 def packed_shapes(guider, noise: torch.Tensor, node: str):
