@@ -404,3 +404,25 @@ def _windows_inputs():
     if "freenoise" in nodes.NODE_CLASS_MAPPINGS["WanContextWindowsManual"].INPUT_TYPES()["required"]:
         inputs["freenoise"] = False
     return inputs
+
+
+class NoHookGuider(comfy.samplers.CFGGuider):
+    """A guider as another pack may write one (or as ComfyUI 0.33's Dual Model CFG Guider at cfg 1 runs):
+    positive and negative through the model, combined without ComfyUI's cfg_function, so its post-CFG
+    hook is never called."""
+    def predict_noise(self, x, timestep, model_options={}, seed=None):
+        cond, uncond = comfy.samplers.calc_cond_batch(self.inner_model, [self.conds["positive"], self.conds["negative"]],
+                                                      x, timestep, model_options)
+        return uncond + self.cfg * (cond - uncond)
+
+
+def test_a_guider_that_never_reports_its_branches_stops_with_the_nodes_error():
+    fam = "sdxl"
+    model = injected(tiny_models.make_model(fam), candidates=2)
+    pos, neg = tiny_models.make_conditioning(fam, 0)
+    guider = NoHookGuider(model)
+    guider.set_conds(pos, neg)
+    guider.set_cfg(3.0)
+    with pytest.raises(core.NoiseSemanticsError, match=r"\[Noise Semantic Inject\] .*guider \(NoHookGuider\) did not "
+                                                       r"report them\. Fix: sample with KSampler or the CFG Guider"):
+        custom_sample(guider, fam, latent(fam))
