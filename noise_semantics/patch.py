@@ -172,13 +172,26 @@ def probe_rows(model, z: torch.Tensor, total: int, group: int, branches: int, sh
     gives the conditioning shapes. The memory the user reserved (--reserve-vram) stays out of it."""
     if free is None:
         free = comfy.model_management.get_free_memory(z.device) - comfy.model_management.extra_reserved_memory()
-    sizes = range(total // group * group, group - 1, -group)
+
+    def fits(groups: int, k: int) -> bool:
+        n = groups * group
+        shape = (n * k,) + tuple(z.shape[1:])
+        try:
+            need = model.memory_required(shape, cond_shapes=shapes(n, k) if shapes is not None else {})
+        except TypeError:  # an estimate without conditioning shapes (a model class of another pack)
+            need = model.memory_required(shape)
+        return need * 1.5 < free
+
+    most = max(1, total // group)
     try:
         for k in (branches, 1) if branches > 1 else (1,):
-            for n in sizes:
-                cs = shapes(n, k) if shapes is not None else {}
-                if model.memory_required((n * k,) + tuple(z.shape[1:]), cond_shapes=cs) * 1.5 < free:
-                    return n
+            if not fits(1, k):
+                continue
+            lo, hi = 1, most  # the estimate grows with the batch: the largest that fits, by bisection
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                lo, hi = (mid, hi) if fits(mid, k) else (lo, mid - 1)
+            return lo * group
     except Exception:  # models without an estimate: one call for the whole batch
         return total
     return group
@@ -250,24 +263,24 @@ def without_step_cache(model_options: dict, model_sampling) -> dict:
 
 def branch_pair(guider, node: str):
     """The two predictions screening and direction 'prompt' compare, for this guider: a function of the
-    post-CFG hook's arguments giving (D_cond, D_uncond) for the call that compares them, else None.
-    Refuses (the node's error, naming the fix) a guider that never makes that comparison.
+    post-CFG hook's arguments giving (D_cond, D_uncond) for the call that compares them, else None; None
+    for the Dual CFG Guider, read where the model computes them instead (``dual_cfg_reader``). Refuses
+    (the node's error, naming the fix) a guider that never computes that pair.
 
     * CFGGuider (KSampler, CFG Guider) and subclasses: the positive against the negative.
     * ComfyUI 0.33's Dual Model CFG Guider: the positive (main model) against the negative (negative
       model); at cfg 1 it loads no negative model and has no negative pass: refused.
     * Perp-Neg Guider: the positive against the empty prompt, its unconditional prediction (the negative
       is pushed away only along its part orthogonal to the positive); its hook reports all three.
-    * Dual CFG Guider: refused. Both of its styles call the hook for another pair (regular: cond2 against
-      the negative; nested: cond1 against cond2), never for cond1 against the negative.
+    * Dual CFG Guider (both styles): cond1 against the negative, the pair the whole guidance runs between.
+      Its hook sees another pair (regular: cond2 against the negative; nested: cond1 against cond2), so the
+      two are read from the model call that computes all three conds. Under context windows that call is
+      made per window: refused there.
     * BasicGuider, or any guider without a negative: refused."""
     conds = getattr(guider, "conds", {}) or {}
     fix = "or use direction 'guided' with candidates 1 (plain injection works with any guider)"
-    if "middle" in conds:
-        raise core.NoiseSemanticsError(
-            f"[{node}] direction 'prompt' and candidates > 1 compare the prompt with the negative prompt, but "
-            f"the Dual CFG Guider never compares cond1 with the negative (its styles compare cond2 with the "
-            f"negative, or cond1 with cond2). Fix: sample with the CFG Guider (cond1, negative) or KSampler, {fix}")
+    if "middle" in conds and conds.get("negative") is not None:
+        return None
     if conds.get("negative") is None:
         raise core.NoiseSemanticsError(
             f"[{node}] direction 'prompt' and candidates > 1 compare the prompt with the negative "
@@ -288,6 +301,33 @@ def branch_pair(guider, node: str):
             return (args["cond_denoised"], args["empty_cond_denoised"]) if "empty_cond_denoised" in args else None
         return args["cond_denoised"], args["uncond_denoised"]
     return pair
+
+
+def dual_cfg_reader(guider, model_options: dict, seen: dict, node: str) -> dict:
+    """``model_options`` with a CALC_COND_BATCH wrapper (ComfyUI's hook around the batched model call of a
+    guider's conds) that keeps the Dual CFG Guider's cond1 and negative predictions in ``seen``, found by
+    identity with the guider's own cond lists, and returns the outputs unchanged."""
+    if model_options.get("context_handler") is not None:
+        raise core.NoiseSemanticsError(
+            f"[{node}] direction 'prompt' and candidates > 1 with the Dual CFG Guider read cond1 and the negative "
+            f"from the model call, which context windows split per window. Fix: sample without context windows, "
+            f"or use direction 'guided' with candidates 1")
+    positive, negative = guider.conds["positive"], guider.conds["negative"]
+
+    def read(executor, model, conds, x_in, timestep, model_options):
+        out = executor(model, conds, x_in, timestep, model_options)
+        at = {id(c): i for i, c in enumerate(conds) if c is not None}
+        if id(positive) in at and id(negative) in at:
+            seen["cond"], seen["uncond"] = out[at[id(positive)]], out[at[id(negative)]]
+        return out
+    mo = dict(model_options)
+    topts = dict(mo.get("transformer_options", {}))
+    wrappers = dict(topts.get("wrappers", {}))
+    kind = comfy.patcher_extension.WrappersMP.CALC_COND_BATCH
+    wrappers[kind] = dict(wrappers.get(kind, {}), **{WRAPPER_KEY + "_branches": [read]})
+    topts["wrappers"] = wrappers
+    mo["transformer_options"] = topts
+    return mo
 
 
 def explain_probe_error(e: Exception, model, z: torch.Tensor, segments, shape: tuple, node: str) -> None:
@@ -397,8 +437,11 @@ def probe_with_model(guider, extra_args, z: torch.Tensor, settings: dict, body, 
             return args["denoised"]
 
         model_options = dict(model_options)
-        model_options["sampler_post_cfg_function"] = list(model_options.get("sampler_post_cfg_function", [])) + [
-            read_branches]
+        if pair is None:
+            model_options = dual_cfg_reader(guider, model_options, seen, node)
+        else:
+            model_options["sampler_post_cfg_function"] = list(model_options.get("sampler_post_cfg_function", [])) + [
+                read_branches]
         # At cfg 1 ComfyUI skips the unconditional branch; the conflict needs it (cost: 2 evaluations/probe).
         model_options["disable_cfg1_optimization"] = True
 
@@ -461,10 +504,10 @@ def probe_with_model(guider, extra_args, z: torch.Tensor, settings: dict, body, 
         except Exception as e:
             if not is_out_of_memory(e) or rows <= B:
                 raise
-            rows = max(B, rows // 2 // B * B)
-            log.warning("%s: out of memory, retrying with %d latent(s) per branch per model call", node, rows)
-            del e
-            comfy.model_management.soft_empty_cache(True)
+        # out of the except block, so the failed call's frames (and their tensors) are freed first
+        rows = max(B, rows // 2 // B * B)
+        log.warning("%s: out of memory, retrying with %d latent(s) per branch per model call", node, rows)
+        comfy.model_management.soft_empty_cache(True)
 
 def run_injection(guider, extra_args, z: torch.Tensor, settings: dict, candidates=None, segments=None,
                   start=None, report: dict | None = None) -> tuple:

@@ -281,13 +281,19 @@ note = ("Wan 2.1 text-to-video 1.3B with Noise Semantics.\n\n"
         "sampler's shifted sigmas (with shift 8, tau 0.5 is already sigma 0.89).\n\n"
         + common_text("CFG 6: prompt and negative prompt", w, 6) +
         "\nThe noise is the whole video latent (all frames at once): erase and inject act on it as one sample. "
-        "The probe call holds probes x candidates x 2 whole video latents (8 with 4 candidates and one probe), "
-        "split into smaller calls when memory is short.")
+        "The probe call holds probes x candidates x 2 whole video latents (8 with 4 candidates and one probe); "
+        "where it does not fit, the pack splits it into calls down to the 2 latents of a sampling step.")
 erase, inject, sched, n = w.insert_ours(3, 470, -720, note, (1100, -720), (640, 640), "Wan 2.1")
 w.add_group("Noise Semantics (comfyui-noise-semantics)", (460, -760, 1290, 710))
 w.finish(ROOT / "workflows/wan21_t2v_1.3B_noise_semantics.json")
 
 # ------------------------------------------------------------------ WAN 2.2 14B T2V (high/low), no LoRA
+# ComfyUI's own estimate of one latent at the template's 640x640x81 (latent [1, 16, 21, 80, 80]):
+# model_base.memory_required for the WAN21 class at dim 5120 (memory_usage_factor 5120/2222), bf16 compute
+# (the fp8_scaled weights are cast to it), PyTorch attention (ComfyUI's default on NVIDIA): 6.05 GiB. The
+# same function on the CPU path (no flash attention) gives 45.4 GiB; benchmarks/gpu_check.py's split round
+# prints the device's value ("WAN 2.2 14B 640x640x81").
+WAN22_GIB_PER_LATENT = 6.05
 w = WF(TPL / "comfyui_workflow_templates_media_video/templates/video_wan2_2_14B_t2v.json")
 keep = {90, 92, 93, 94, 95, 96, 97, 98, 99, 91, 100, 101, 102, 104, 110, 62}
 for nid in list(w.nodes):
@@ -322,7 +328,12 @@ note = ("Wan 2.2 14B text-to-video (high-noise + low-noise experts) with Noise S
         f"sigma {8 * 0.6 / (1 + 7 * 0.6):.2f}, inside the range the high stage samples before the switch at step 10 "
         f"of 20. "
         "With the 4-step lightx2v LoRA variant of the official template, put the two nodes after the high-noise "
-        "LoRA + ModelSamplingSD3 in the same way (cfg 1 there: the probes see the prompt only).")
+        "LoRA + ModelSamplingSD3 in the same way (cfg 1 there: the probes see the prompt only).\n\n"
+        f"Memory: by ComfyUI's own estimate (what its sampler batches by; PyTorch attention, bf16) the 14B model "
+        f"needs about {WAN22_GIB_PER_LATENT:.0f} GiB per latent at 640x640, 81 frames, and ComfyUI wants 1.5 times "
+        f"that free. A sampling step sends 2 latents (prompt and negative); screening with 4 candidates sends 8 "
+        f"when they fit, and where they do not, the pack splits them into calls down to 2 and retries on "
+        f"out-of-memory: screening never needs more memory than the sampler, only more calls.")
 erase, inject, sched, n = w.insert_ours(96, 660, -720, note, (1290, -720), (630, 660), "Wan 2.2")
 w.add_group("Noise Semantics (comfyui-noise-semantics)", (650, -760, 1290, 740))
 w.finish(ROOT / "workflows/wan22_14B_t2v_noise_semantics.json")

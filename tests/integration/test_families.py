@@ -4,7 +4,7 @@ pack's Erase (samples 2) and Inject (strength 0.5, two probes, screening two can
 (a) the sampler starts from the refined noise, recomputed independently: stock prepare_noise, the
     candidates, core.erase, then one unbatched guided call per candidate and probe;
 (b) the probes cost what the bound says: K probes of m candidates for B latents are at most K guided
-    calls (probe_chunk splits only when memory is short); here one guided call, i.e. the model
+    calls (probe_rows splits only when memory is short); here one guided call, i.e. the model
     evaluations of one sampling step (cond and uncond batched, as the sampler's own steps), and the
     sampling steps themselves are unchanged;
 (c) bypassed (the input model, after the pack has run on a clone) and at the nodes' defaults

@@ -406,7 +406,7 @@ def _after_interrupt_runs_clean(server, references, label):
 
 def test_interrupt_during_probing_then_the_next_prompts_run_clean(server, references):
     # Screening 16 candidates over 16 probes: up to 16 x 16 x 2 CFG branches = 512 rows per probe call
-    # (fewer where probe_chunk splits it), against 2 per sampling step. The reporting loader's model
+    # (fewer where probe_rows splits it), against 2 per sampling step. The reporting loader's model
     # announces each call as it starts and ends.
     p = graph(tag="int-probe", inject={"candidates": 16}, schedule={"probes": 16, "weighting": "uniform"},
               size=64, loader="NSTestReportingLoader")
