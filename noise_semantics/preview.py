@@ -67,7 +67,7 @@ class NoiseSemanticPreview(io.ComfyNode):
                 io.Int.Input("candidates", default=4, min=1, max=16,
                              tooltip="Noises to probe per image, the sampler's own first: Inject's candidates."),
                 Schedule.Input("schedule", optional=True,
-                               tooltip="Inject's schedule. Not connected: Inject's default, one probe at tau 0.6."),
+                               tooltip="Inject's schedule; unconnected: Inject's default, one probe at tau 0.6."),
             ],
             outputs=[
                 io.Latent.Output("prefers", display_name="prefers",
