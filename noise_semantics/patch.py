@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import types
 
 import torch
 
@@ -162,6 +163,28 @@ def without_step_cache(model_options: dict, model_sampling) -> dict:
     return out
 
 
+CFG_FUNCTIONS = ("sampler_pre_cfg_function", "sampler_cfg_function", "sampler_post_cfg_function")
+
+
+def own_state(fn):
+    """For the probe calls: a copy of a CFG function that keeps state across calls in its closure
+    (ComfyUI's APG node: a momentum average of cond - uncond, reset only when the sigma rises), with
+    closure cells of its own, so what the probes do to that state stays in the copy. The sampler
+    keeps calling the original. Not a plain function (a class instance, a partial): used as it is."""
+    if not isinstance(fn, types.FunctionType) or not fn.__closure__:
+        return fn
+    cells = []
+    for c in fn.__closure__:
+        try:
+            cells.append(types.CellType(c.cell_contents))
+        except ValueError:  # a cell not yet bound
+            cells.append(types.CellType())
+    copy = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__, tuple(cells))
+    copy.__kwdefaults__ = fn.__kwdefaults__
+    copy.__dict__.update(fn.__dict__)
+    return copy
+
+
 @contextlib.contextmanager
 def step_state_kept(guider, model_options: dict):
     """The probe calls go through the sampler's guider before its first step, and two kinds of state
@@ -178,6 +201,9 @@ def step_state_kept(guider, model_options: dict):
       (``cond_hint``; a T2I adapter also its features of that batch). A probe batch is another size:
       the hint each ControlNet held before the probes is put back, so the sampler's first call
       prepares it as it does without the pack (a T2I adapter would otherwise reuse probe-batch features).
+    * A CFG function with state in its closure (APG's momentum, reset only when the sigma rises: a probe
+      at the sampler's first sigma, or above an img2img sampler's, was averaged into its first step):
+      while the probes run, ``model_options`` holds copies with their own closure (``own_state``).
 
     Everything else these calls read is per call (ControlNet timestep ranges, cond timestep ranges,
     transformer_options["sigmas"]), or is handled where the probe call is built (context windows,
@@ -204,9 +230,13 @@ def step_state_kept(guider, model_options: dict):
                 ctrl = getattr(ctrl, "previous_controlnet", None)
     if groups:
         guider.conds = probe_conds
+    cfg_fns = {k: model_options[k] for k in CFG_FUNCTIONS if model_options.get(k) is not None}
+    for k, v in cfg_fns.items():
+        model_options[k] = [own_state(f) for f in v] if isinstance(v, list) else own_state(v)
     try:
         yield
     finally:
+        model_options.update(cfg_fns)
         if groups:
             guider.conds = conds
             patcher = getattr(guider.inner_model, "current_patcher", None) or guider.model_patcher

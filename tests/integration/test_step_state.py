@@ -135,3 +135,29 @@ def test_controlnet_timestep_range_and_hint_cache_follow_the_sampler(hint_batch)
     assert not torch.allclose(ksample(base, cond, lat), ksample(base, (pos, neg), lat))  # the ControlNet acts
     out, ref, *_ = pack_and_reference(base, cond, lat, DefaultPack(erase=2, strength=0.5, candidates=2))
     assert torch.equal(out, ref)
+
+
+@pytest.mark.parametrize("case", ["txt2img_tau1", "img2img"])
+def test_cfg_function_state_follows_the_sampler(case):
+    """ComfyUI's APG node (Adaptive Projected Guidance) keeps a momentum average of cond - uncond across
+    model calls in its pre-CFG function, reset only when the sigma goes up. A probe at sigma_max (a
+    schedule with tau 1.0) before a sampler that starts there, or a probe above the first sigma of an
+    img2img sampler, would be averaged into the sampler's first step."""
+    family, base = "sdxl", tiny_models.make_model("sdxl")
+    apg = node("APG", model=base, eta=1.0, norm_threshold=0.0, momentum=0.5)
+    if case == "txt2img_tau1":
+        sched = node("NoiseSemanticTemporalSchedule", probes=2, tau_min=0.5, tau_max=1.0, weighting="uniform",
+                     center=0.8, half_width=0.5, flatness=1.0)
+        lat, denoise, apply_to = empty(family), 1.0, "from pure noise only"
+    else:
+        sched = None
+        src = torch.randn(tiny_models.latent_shape(family), generator=torch.manual_seed(5))
+        lat, denoise, apply_to = {"samples": src}, 0.5, "every sampler"
+    patched = node("NoiseSemanticInject", model=apg, strength=0.5, decorrelate=True, schedule=sched,
+                   direction="guided", candidates=1, apply_to=apply_to)
+    cond = conditioning(family)
+    out = ksample(probes.capture(patched, "pack"), cond, lat, denoise=denoise)
+    noise = probes.RECORDS["pack"][0]["noise"]
+    ref = ksample(starting_from(apg, noise), cond, lat, denoise=denoise)
+    assert not torch.equal(ksample(apg, cond, lat, denoise=denoise), ksample(base, cond, lat, denoise=denoise))
+    assert torch.equal(out, ref)
