@@ -397,6 +397,15 @@ def test_inject_preview_is_true_for_each_direction_and_marks_inactive_inputs(tar
         [False, False]
 
 
+def test_erase_samples_widget_is_labelled_apart_from_latent_samples(target, page):
+    """Erase's INT input keeps its id 'samples' (saved workflows and prompts use it) and is shown as
+    'noises combined (n)', not to be taken for a LATENT 'samples' input."""
+    node = _add(page, "NoiseSemanticErase", 80, 80)
+    got = _ev(page, "([id]) => { const w = __nsp.widget(id, 'samples');"
+                    " return [w.name, w.label ?? null, w.value]; }", node)
+    assert got == ["samples", "noises combined (n)", 1]
+
+
 def _graph_types(data):
     types = {n["type"] for n in data.get("nodes", [])}
     subgraphs = (data.get("definitions") or {}).get("subgraphs", [])

@@ -161,3 +161,19 @@ def test_cfg_function_state_follows_the_sampler(case):
     ref = ksample(starting_from(apg, noise), cond, lat, denoise=denoise)
     assert not torch.equal(ksample(apg, cond, lat, denoise=denoise), ksample(base, cond, lat, denoise=denoise))
     assert torch.equal(out, ref)
+
+
+def test_ancestral_sampler_noise_follows_the_sampler():
+    """An ancestral sampler draws fresh noise every step from its own seeded generator: the probes draw
+    nothing from it (nor from torch's global generator), so its draws are the stock ones."""
+    family, base = "sdxl", tiny_models.make_model("sdxl")
+    lat, (pos, neg) = empty(family), conditioning(family)
+
+    def run(model):
+        return nodes.KSampler().sample(model, SEED, STEPS, CFG, "euler_ancestral", "normal", pos, neg, lat,
+                                       1.0)[0]["samples"]
+    torch.manual_seed(0)
+    out = run(probes.capture(DefaultPack(erase=2, strength=0.5, candidates=2).apply(base), "pack"))
+    torch.manual_seed(0)
+    ref = run(starting_from(base, probes.RECORDS["pack"][0]["noise"]))
+    assert torch.equal(out, ref)
