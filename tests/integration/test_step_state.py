@@ -8,8 +8,13 @@ before it (``starting_from``): same per-call state, same output, bit for bit.
   ComfyUI moves each hook's keyframe forward from the sigma of every model call and never back.
 * ControlNet with a timestep range (start/end percent) and a hint batch of 2 images, whose resized
   hint the ControlNet caches and re-broadcasts to each call's batch.
+* T2I adapter: features computed once from the hint at the first call's batch.
+* APG (a pre-CFG function with a momentum average in its closure, reset only when the sigma rises).
+* An ancestral sampler's per-step noise.
 """
 from __future__ import annotations
+
+import logging
 
 import pytest
 import safetensors.torch
@@ -134,6 +139,40 @@ def test_controlnet_timestep_range_and_hint_cache_follow_the_sampler(hint_batch)
                    image=hint, strength=1.0, start_percent=0.0, end_percent=0.4)[:2]
     assert not torch.allclose(ksample(base, cond, lat), ksample(base, (pos, neg), lat))  # the ControlNet acts
     out, ref, *_ = pack_and_reference(base, cond, lat, DefaultPack(erase=2, strength=0.5, candidates=2))
+    assert torch.equal(out, ref)
+
+
+@pytest.mark.parametrize("case", ["txt2img_tau1", "img2img"])
+def tiny_t2i_adapter():
+    """A T2I adapter from ComfyUI's classes (comfy.t2i_adapter.adapter.Adapter, SD1.5 layout, widths of the
+    tiny SDXL UNet) in comfy.controlnet.T2IAdapter, as load_t2i_adapter builds one. Hint at 4x the latent
+    side: its first feature (32 channels at the latent's half side) lands on the UNet's third input block."""
+    import comfy.controlnet
+    import comfy.t2i_adapter.adapter
+    import model_init
+    net = comfy.t2i_adapter.adapter.Adapter(channels=[32, 64], nums_rb=1, cin=3 * 64, ksize=1, sk=True,
+                                            use_conv=False, xl=False)
+    model_init.init_weights(net, 9)
+    net.requires_grad_(False)
+    return comfy.controlnet.T2IAdapter(net, net.input_channels, 4, "nearest-exact", device=torch.device("cpu"))
+
+
+@pytest.mark.parametrize("hint_batch", [1, 2])
+def test_t2i_adapter_features_follow_the_sampler(hint_batch, caplog):
+    """A T2I adapter computes its features once, from the hint broadcast to the first call's batch, and
+    reuses them: computed at the probe batch, they no longer fit the sampler's (ComfyUI then skips them
+    with a warning)."""
+    family, base = "sdxl", tiny_models.make_model("sdxl")
+    lat = {"samples": torch.zeros(tiny_models.latent_shape(family, batch=2))}
+    pos, neg = tiny_models.make_conditioning(family, 0, 1)
+    side = lat["samples"].shape[-1] * 4
+    hint = torch.rand(hint_batch, side, side, 3, generator=torch.manual_seed(8))
+    cond = outputs("ControlNetApplyAdvanced", positive=pos, negative=neg, control_net=tiny_t2i_adapter(),
+                   image=hint, strength=1.0, start_percent=0.0, end_percent=1.0)[:2]
+    assert not torch.allclose(ksample(base, cond, lat), ksample(base, (pos, neg), lat))  # the adapter acts
+    with caplog.at_level(logging.WARNING):
+        out, ref, *_ = pack_and_reference(base, cond, lat, DefaultPack(erase=2, strength=0.5, candidates=2))
+    assert "control could not be applied" not in caplog.text
     assert torch.equal(out, ref)
 
 
