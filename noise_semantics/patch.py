@@ -30,8 +30,9 @@ from . import core
 WRAPPER_KEY = "noise_semantics"
 OPTIONS_KEY = "noise_semantics"
 # Erase's and Inject's 'apply_to': which samplers on the patched MODEL refine their noise. The first is
-# the default: a hires-fix second pass, a detailer's crops and a tiled upscaler's tiles sample the same
-# MODEL at denoise < 1, and would each pay for (and get) the refinement meant for the txt2img pass.
+# the default (starts_from_pure_noise): a hires-fix second pass, a detailer's crops and a tiled
+# upscaler's tiles sample the same MODEL at denoise < 1, and would each pay for (and get) the
+# refinement meant for the txt2img pass.
 APPLY_TO = ("from pure noise only", "every sampler")
 log = logging.getLogger("comfyui-noise-semantics")
 
@@ -72,8 +73,12 @@ def patched(model, part: str, settings: dict):
     return m
 
 
-def starts_from_pure_noise(guider, sigmas) -> bool:
-    """The sampler starts at the model's sigma_max (denoise 1: txt2img, or a latent drowned in noise)."""
+def starts_from_pure_noise(guider, sigmas, latent_image) -> bool:
+    """The sampler starts from noise alone: an empty latent (txt2img, whatever the scheduler's first
+    sigma: ddim_uniform starts below sigma_max), or the model's sigma_max (denoise 1, where the input
+    latent is drowned in noise)."""
+    if latent_image is None or torch.count_nonzero(latent_image) == 0:
+        return True
     return float(sigmas[0]) >= float(guider.inner_model.model_sampling.sigma_max) * (1 - 1e-3)
 
 
@@ -381,13 +386,14 @@ def refine_noise_wrapper(executor, guider, sigmas, extra_args, callback, noise, 
         log.info("Noise Semantics: this sampler adds no noise (add_noise disabled); noise left untouched")
         return executor(guider, sigmas, extra_args, callback, noise, latent_image, denoise_mask, disable_pbar)
 
-    if not starts_from_pure_noise(guider, sigmas):
+    if not starts_from_pure_noise(guider, sigmas, latent_image):
         skip = [n for n, s in (("Erase", erase_s), ("Inject", inject_s))
                 if s is not None and s.get("apply_to", APPLY_TO[0]) == APPLY_TO[0]]
         if skip:
-            log.info("Noise Semantics: Noise Semantic %s left this sampler's noise untouched: it starts below "
-                     "sigma_max (%.4g < %.4g: denoise < 1, such as a hires-fix pass, a detailer crop or a tile) and "
-                     "apply_to is '%s'. Set apply_to to '%s' to refine it too", " and ".join(skip),
+            log.info("Noise Semantics: Noise Semantic %s left this sampler's noise untouched: it starts from a "
+                     "latent below sigma_max (%.4g < %.4g: denoise < 1, such as img2img, a hires-fix pass, a "
+                     "detailer crop or a tile) and apply_to is '%s'. Set apply_to to '%s' to refine it too",
+                     " and ".join(skip),
                      float(sigmas[0]), float(guider.inner_model.model_sampling.sigma_max), APPLY_TO[0], APPLY_TO[1])
             erase_s = None if "Erase" in skip else erase_s
             inject_s = None if "Inject" in skip else inject_s
