@@ -192,7 +192,7 @@ def own_state(fn):
 
 @contextlib.contextmanager
 def step_state_kept(guider, model_options: dict):
-    """The probe calls go through the sampler's guider before its first step, and two kinds of state
+    """The probe calls go through the sampler's guider before its first step, and three kinds of state
     ComfyUI keeps across the model calls of a run would take them for steps:
 
     * Scheduled hooks (Create Hook Keyframe on a hook LoRA, set on the conditioning): each call moves
