@@ -469,6 +469,26 @@ def test_workflow_loads_without_missing_nodes(target, page, workflow, artifacts)
                     f"workflow_{workflow.stem}.png", artifacts, width=1400)
 
 
+def test_workflow_saved_before_apply_to_loads_with_its_values(target, page):
+    """A workflow saved before Erase and Inject had apply_to (their widgets_values one shorter) loads:
+    every saved value lands on its widget, and apply_to takes its default."""
+    data = json.loads((ROOT / "workflows" / "flux1_dev_noise_semantics.json").read_text())
+    saved = {}
+    for n in data["nodes"]:
+        if n["type"] in ("NoiseSemanticErase", "NoiseSemanticInject"):
+            n["widgets_values"] = n["widgets_values"][:-1]  # as saved before apply_to existed
+            n["widgets_values"][0] = 3 if n["type"] == "NoiseSemanticErase" else 0.25
+            saved[n["id"]] = n["widgets_values"]
+    _load(page, data, "old_flux.json")
+    assert _ev(page, "() => __nsp.missing()") == []
+    for nid, values in saved.items():
+        got = _ev(page, "([id]) => __nsp.node(id).widgets.filter((w) => w.name && !w.name.startsWith('ns_'))"
+                        ".map((w) => [w.name, w.value])", nid)
+        names = [name for name, _ in got]
+        assert [v for _, v in got][:len(values)] == values, got
+        assert names[-1] == "apply_to" and got[-1][1] == "from pure noise only", got
+
+
 def test_missing_node_check_can_fail(target, page):
     """Control: a workflow with an unknown node type is caught by the graph check and reported by the
     frontend, so an empty report above means something."""
