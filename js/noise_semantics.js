@@ -364,3 +364,34 @@ app.registerExtension({
     };
   },
 });
+
+// --------------------------------------------------------------------------- input labels
+// An input whose schema sets display_name keeps its id (saved workflows and prompts use it) but is
+// shown by that name: Erase's INT 'samples' reads "noises combined (n)", so it is not taken for
+// ComfyUI's LATENT 'samples'. The frontends tested label a widget by its id (or a locale file), so
+// the label is set here, from the node definition the server sent.
+const OUR_NODES = ["NoiseSemanticErase", INJECT_NODE, SCHEDULE_NODE];
+
+function labelsFromSchema(node, nodeData) {
+  for (const section of ["required", "optional"]) {
+    for (const [name, spec] of Object.entries(nodeData?.input?.[section] ?? {})) {
+      const label = spec?.[1]?.display_name;
+      if (!label) continue;
+      for (const w of node.widgets ?? []) if (w.name === name) w.label = label;
+      for (const i of node.inputs ?? []) if (i.name === name) i.label = label;
+    }
+  }
+}
+
+app.registerExtension({
+  name: "noisesemantics.Labels",
+  beforeRegisterNodeDef(nodeType, nodeData) {
+    if (!OUR_NODES.includes(nodeData?.name)) return;
+    const onNodeCreated = nodeType.prototype.onNodeCreated;
+    nodeType.prototype.onNodeCreated = function (...args) {
+      const r = onNodeCreated?.apply(this, args);
+      labelsFromSchema(this, nodeData);
+      return r;
+    };
+  },
+});

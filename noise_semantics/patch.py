@@ -17,6 +17,7 @@ import contextlib
 import logging
 import math
 from dataclasses import dataclass
+import types
 
 import torch
 
@@ -30,8 +31,9 @@ from . import core
 WRAPPER_KEY = "noise_semantics"
 OPTIONS_KEY = "noise_semantics"
 # Erase's and Inject's 'apply_to': which samplers on the patched MODEL refine their noise. The first is
-# the default: a hires-fix second pass, a detailer's crops and a tiled upscaler's tiles sample the same
-# MODEL at denoise < 1, and would each pay for (and get) the refinement meant for the txt2img pass.
+# the default (starts_from_pure_noise): a hires-fix second pass, a detailer's crops and a tiled
+# upscaler's tiles sample the same MODEL at denoise < 1, and would each pay for (and get) the
+# refinement meant for the txt2img pass.
 APPLY_TO = ("from pure noise only", "every sampler")
 log = logging.getLogger("comfyui-noise-semantics")
 
@@ -72,8 +74,12 @@ def patched(model, part: str, settings: dict):
     return m
 
 
-def starts_from_pure_noise(guider, sigmas) -> bool:
-    """The sampler starts at the model's sigma_max (denoise 1: txt2img, or a latent drowned in noise)."""
+def starts_from_pure_noise(guider, sigmas, latent_image) -> bool:
+    """The sampler starts from noise alone: an empty latent (txt2img, whatever the scheduler's first
+    sigma: ddim_uniform starts below sigma_max), or the model's sigma_max (denoise 1, where the input
+    latent is drowned in noise)."""
+    if latent_image is None or torch.count_nonzero(latent_image) == 0:
+        return True
     return float(sigmas[0]) >= float(guider.inner_model.model_sampling.sigma_max) * (1 - 1e-3)
 
 
@@ -347,9 +353,31 @@ def explain_probe_error(e: Exception, model, z: torch.Tensor, segments, shape: t
                    f"without the Noise Semantic nodes the sampler runs the same model and patches")
 
 
+CFG_FUNCTIONS = ("sampler_pre_cfg_function", "sampler_cfg_function", "sampler_post_cfg_function")
+
+
+def own_state(fn):
+    """For the probe calls: a copy of a CFG function that keeps state across calls in its closure
+    (ComfyUI's APG node: a momentum average of cond - uncond, reset only when the sigma rises), with
+    closure cells of its own, so what the probes do to that state stays in the copy. The sampler
+    keeps calling the original. Not a plain function (a class instance, a partial): used as it is."""
+    if not isinstance(fn, types.FunctionType) or not fn.__closure__:
+        return fn
+    cells = []
+    for c in fn.__closure__:
+        try:
+            cells.append(types.CellType(c.cell_contents))
+        except ValueError:  # a cell not yet bound
+            cells.append(types.CellType())
+    copy = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__, tuple(cells))
+    copy.__kwdefaults__ = fn.__kwdefaults__
+    copy.__dict__.update(fn.__dict__)
+    return copy
+
+
 @contextlib.contextmanager
 def step_state_kept(guider, model_options: dict):
-    """The probe calls go through the sampler's guider before its first step, and two kinds of state
+    """The probe calls go through the sampler's guider before its first step, and three kinds of state
     ComfyUI keeps across the model calls of a run would take them for steps:
 
     * Scheduled hooks (Create Hook Keyframe on a hook LoRA, set on the conditioning): each call moves
@@ -363,6 +391,9 @@ def step_state_kept(guider, model_options: dict):
       (``cond_hint``; a T2I adapter also its features of that batch). A probe batch is another size:
       the hint each ControlNet held before the probes is put back, so the sampler's first call
       prepares it as it does without the pack (a T2I adapter would otherwise reuse probe-batch features).
+    * A CFG function with state in its closure (APG's momentum, reset only when the sigma rises: a probe
+      at the sampler's first sigma, or above an img2img sampler's, was averaged into its first step):
+      while the probes run, ``model_options`` holds copies with their own closure (``own_state``).
 
     Everything else these calls read is per call (ControlNet timestep ranges, cond timestep ranges,
     transformer_options["sigmas"]), or is handled where the probe call is built (context windows,
@@ -389,9 +420,13 @@ def step_state_kept(guider, model_options: dict):
                 ctrl = getattr(ctrl, "previous_controlnet", None)
     if groups:
         guider.conds = probe_conds
+    cfg_fns = {k: model_options[k] for k in CFG_FUNCTIONS if model_options.get(k) is not None}
+    for k, v in cfg_fns.items():
+        model_options[k] = [own_state(f) for f in v] if isinstance(v, list) else own_state(v)
     try:
         yield
     finally:
+        model_options.update(cfg_fns)
         if groups:
             guider.conds = conds
             patcher = getattr(guider.inner_model, "current_patcher", None) or guider.model_patcher
@@ -643,13 +678,14 @@ def refine_noise_wrapper(executor, guider, sigmas, extra_args, callback, noise, 
         log.info("Noise Semantics: this sampler adds no noise (add_noise disabled); noise left untouched")
         return executor(guider, sigmas, extra_args, callback, noise, latent_image, denoise_mask, disable_pbar)
 
-    if not starts_from_pure_noise(guider, sigmas):
+    if not starts_from_pure_noise(guider, sigmas, latent_image):
         skip = [n for n, s in (("Erase", erase_s), ("Inject", inject_s))
                 if s is not None and s.get("apply_to", APPLY_TO[0]) == APPLY_TO[0]]
         if skip:
-            log.info("Noise Semantics: Noise Semantic %s left this sampler's noise untouched: it starts below "
-                     "sigma_max (%.4g < %.4g: denoise < 1, such as a hires-fix pass, a detailer crop or a tile) and "
-                     "apply_to is '%s'. Set apply_to to '%s' to refine it too", " and ".join(skip),
+            log.info("Noise Semantics: Noise Semantic %s left this sampler's noise untouched: it starts from a "
+                     "latent below sigma_max (%.4g < %.4g: denoise < 1, such as img2img, a hires-fix pass, a "
+                     "detailer crop or a tile) and apply_to is '%s'. Set apply_to to '%s' to refine it too",
+                     " and ".join(skip),
                      float(sigmas[0]), float(guider.inner_model.model_sampling.sigma_max), APPLY_TO[0], APPLY_TO[1])
             erase_s = None if "Erase" in skip else erase_s
             inject_s = None if "Inject" in skip else inject_s

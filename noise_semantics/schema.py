@@ -11,8 +11,8 @@ Schedule = io.Custom(core.SCHEDULE_TYPE)
 def apply_to_input():
     """Erase's and Inject's 'apply_to' (optional: workflows saved before it load with the default)."""
     return io.Combo.Input("apply_to", options=list(patch.APPLY_TO), default=patch.APPLY_TO[0], optional=True,
-                          tooltip="Which samplers on this model refine their noise: only those that start from "
-                                  "pure noise (denoise 1), or also img2img, hires-fix passes, crops and tiles.")
+                          tooltip="Which samplers on this model refine their noise: those starting from pure noise "
+                                  "(empty latent or denoise 1), or also img2img, hires-fix passes, crops and tiles.")
 
 
 def check_apply_to(apply_to, node: str):

@@ -235,7 +235,7 @@ def common_text(cfg_note, w, cfg):
         f"{S['tau_min']}): each probe then costs as much again.\n"
         f"- Cost with 4 candidates: every probe in one batched model call ({cfg_note}): {cost_text(w, cfg)}. At "
         f"the defaults: none.\n"
-        f"- Only a sampler that starts from pure noise (denoise 1) is refined: Erase's and Inject's apply_to. A "
+        f"- Only a sampler that starts from pure noise (an empty latent or denoise 1) is refined: Erase's and Inject's apply_to. A "
         f"hires-fix pass, a detailer or a tiled upscaler on the same MODEL keeps its stock noise (the log says "
         f"so); set apply_to to 'every sampler' to refine those too.\n"
         f"- Where it helps, and where raising CFG is the better knob: see the pack's README.\n"

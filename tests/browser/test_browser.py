@@ -397,6 +397,15 @@ def test_inject_preview_is_true_for_each_direction_and_marks_inactive_inputs(tar
         [False, False]
 
 
+def test_erase_samples_widget_is_labelled_apart_from_latent_samples(target, page):
+    """Erase's INT input keeps its id 'samples' (saved workflows and prompts use it) and is shown as
+    'noises combined (n)', not to be taken for a LATENT 'samples' input."""
+    node = _add(page, "NoiseSemanticErase", 80, 80)
+    got = _ev(page, "([id]) => { const w = __nsp.widget(id, 'samples');"
+                    " return [w.name, w.label ?? null, w.value]; }", node)
+    assert got == ["samples", "noises combined (n)", 1]
+
+
 def _graph_types(data):
     types = {n["type"] for n in data.get("nodes", [])}
     subgraphs = (data.get("definitions") or {}).get("subgraphs", [])
@@ -458,6 +467,26 @@ def test_workflow_loads_without_missing_nodes(target, page, workflow, artifacts)
             assert n["fits"], n
     _save_doc_image(target, page.screenshot(clip=_ev(page, "() => __nsp.canvasRect()")),
                     f"workflow_{workflow.stem}.png", artifacts, width=1400)
+
+
+def test_workflow_saved_before_apply_to_loads_with_its_values(target, page):
+    """A workflow saved before Erase and Inject had apply_to (their widgets_values one shorter) loads:
+    every saved value lands on its widget, and apply_to takes its default."""
+    data = json.loads((ROOT / "workflows" / "flux1_dev_noise_semantics.json").read_text())
+    saved = {}
+    for n in data["nodes"]:
+        if n["type"] in ("NoiseSemanticErase", "NoiseSemanticInject"):
+            n["widgets_values"] = n["widgets_values"][:-1]  # as saved before apply_to existed
+            n["widgets_values"][0] = 3 if n["type"] == "NoiseSemanticErase" else 0.25
+            saved[n["id"]] = n["widgets_values"]
+    _load(page, data, "old_flux.json")
+    assert _ev(page, "() => __nsp.missing()") == []
+    for nid, values in saved.items():
+        got = _ev(page, "([id]) => __nsp.node(id).widgets.filter((w) => w.name && !w.name.startsWith('ns_'))"
+                        ".map((w) => [w.name, w.value])", nid)
+        names = [name for name, _ in got]
+        assert [v for _, v in got][:len(values)] == values, got
+        assert names[-1] == "apply_to" and got[-1][1] == "from pure noise only", got
 
 
 def test_missing_node_check_can_fail(target, page):

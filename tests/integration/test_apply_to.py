@@ -105,3 +105,15 @@ def test_bad_apply_to_names_the_fix():
     with pytest.raises(ValueError, match=r"\[Noise Semantic Inject\] input 'apply_to' is 'tiles'.*Fix: choose"):
         node("NoiseSemanticInject", model=tiny_models.make_model(FAMILY), strength=0.5, decorrelate=True,
              apply_to="tiles")
+
+
+def test_txt2img_with_a_scheduler_that_starts_below_sigma_max_is_refined():
+    """ddim_uniform's first sigma is below sigma_max at denoise 1; an empty latent is still pure noise."""
+    base = tiny_models.make_model(FAMILY)
+    pos, neg = tiny_models.make_conditioning(FAMILY)
+    m = probes.capture(pack(base, "from pure noise only", "from pure noise only"), "ddim")
+    nodes.KSampler().sample(m, SEED, STEPS, CFG, "euler", "ddim_uniform", pos, neg,
+                            {"samples": torch.zeros(tiny_models.latent_shape(FAMILY))}, 1.0)
+    (rec,) = probes.RECORDS["ddim"]
+    assert float(rec["sigmas"][0]) < 14.0  # below the tiny SDXL's sigma_max (14.6)
+    assert not torch.equal(rec["noise"], stock_noise(rec))

@@ -8,8 +8,13 @@ before it (``starting_from``): same per-call state, same output, bit for bit.
   ComfyUI moves each hook's keyframe forward from the sigma of every model call and never back.
 * ControlNet with a timestep range (start/end percent) and a hint batch of 2 images, whose resized
   hint the ControlNet caches and re-broadcasts to each call's batch.
+* T2I adapter: features computed once from the hint at the first call's batch.
+* APG (a pre-CFG function with a momentum average in its closure, reset only when the sigma rises).
+* An ancestral sampler's per-step noise.
 """
 from __future__ import annotations
+
+import logging
 
 import pytest
 import safetensors.torch
@@ -134,4 +139,80 @@ def test_controlnet_timestep_range_and_hint_cache_follow_the_sampler(hint_batch)
                    image=hint, strength=1.0, start_percent=0.0, end_percent=0.4)[:2]
     assert not torch.allclose(ksample(base, cond, lat), ksample(base, (pos, neg), lat))  # the ControlNet acts
     out, ref, *_ = pack_and_reference(base, cond, lat, DefaultPack(erase=2, strength=0.5, candidates=2))
+    assert torch.equal(out, ref)
+
+
+@pytest.mark.parametrize("case", ["txt2img_tau1", "img2img"])
+def tiny_t2i_adapter():
+    """A T2I adapter from ComfyUI's classes (comfy.t2i_adapter.adapter.Adapter, SD1.5 layout, widths of the
+    tiny SDXL UNet) in comfy.controlnet.T2IAdapter, as load_t2i_adapter builds one. Hint at 4x the latent
+    side: its first feature (32 channels at the latent's half side) lands on the UNet's third input block."""
+    import comfy.controlnet
+    import comfy.t2i_adapter.adapter
+    import model_init
+    net = comfy.t2i_adapter.adapter.Adapter(channels=[32, 64], nums_rb=1, cin=3 * 64, ksize=1, sk=True,
+                                            use_conv=False, xl=False)
+    model_init.init_weights(net, 9)
+    net.requires_grad_(False)
+    return comfy.controlnet.T2IAdapter(net, net.input_channels, 4, "nearest-exact", device=torch.device("cpu"))
+
+
+@pytest.mark.parametrize("hint_batch", [1, 2])
+def test_t2i_adapter_features_follow_the_sampler(hint_batch, caplog):
+    """A T2I adapter computes its features once, from the hint broadcast to the first call's batch, and
+    reuses them: computed at the probe batch, they no longer fit the sampler's (ComfyUI then skips them
+    with a warning)."""
+    family, base = "sdxl", tiny_models.make_model("sdxl")
+    lat = {"samples": torch.zeros(tiny_models.latent_shape(family, batch=2))}
+    pos, neg = tiny_models.make_conditioning(family, 0, 1)
+    side = lat["samples"].shape[-1] * 4
+    hint = torch.rand(hint_batch, side, side, 3, generator=torch.manual_seed(8))
+    cond = outputs("ControlNetApplyAdvanced", positive=pos, negative=neg, control_net=tiny_t2i_adapter(),
+                   image=hint, strength=1.0, start_percent=0.0, end_percent=1.0)[:2]
+    assert not torch.allclose(ksample(base, cond, lat), ksample(base, (pos, neg), lat))  # the adapter acts
+    with caplog.at_level(logging.WARNING):
+        out, ref, *_ = pack_and_reference(base, cond, lat, DefaultPack(erase=2, strength=0.5, candidates=2))
+    assert "control could not be applied" not in caplog.text
+    assert torch.equal(out, ref)
+
+
+@pytest.mark.parametrize("case", ["txt2img_tau1", "img2img"])
+def test_cfg_function_state_follows_the_sampler(case):
+    """ComfyUI's APG node (Adaptive Projected Guidance) keeps a momentum average of cond - uncond across
+    model calls in its pre-CFG function, reset only when the sigma goes up. A probe at sigma_max (a
+    schedule with tau 1.0) before a sampler that starts there, or a probe above the first sigma of an
+    img2img sampler, would be averaged into the sampler's first step."""
+    family, base = "sdxl", tiny_models.make_model("sdxl")
+    apg = node("APG", model=base, eta=1.0, norm_threshold=0.0, momentum=0.5)
+    if case == "txt2img_tau1":
+        sched = node("NoiseSemanticTemporalSchedule", probes=2, tau_min=0.5, tau_max=1.0, weighting="uniform",
+                     center=0.8, half_width=0.5, flatness=1.0)
+        lat, denoise, apply_to = empty(family), 1.0, "from pure noise only"
+    else:
+        sched = None
+        src = torch.randn(tiny_models.latent_shape(family), generator=torch.manual_seed(5))
+        lat, denoise, apply_to = {"samples": src}, 0.5, "every sampler"
+    patched = node("NoiseSemanticInject", model=apg, strength=0.5, decorrelate=True, schedule=sched,
+                   direction="guided", candidates=1, apply_to=apply_to)
+    cond = conditioning(family)
+    out = ksample(probes.capture(patched, "pack"), cond, lat, denoise=denoise)
+    noise = probes.RECORDS["pack"][0]["noise"]
+    ref = ksample(starting_from(apg, noise), cond, lat, denoise=denoise)
+    assert not torch.equal(ksample(apg, cond, lat, denoise=denoise), ksample(base, cond, lat, denoise=denoise))
+    assert torch.equal(out, ref)
+
+
+def test_ancestral_sampler_noise_follows_the_sampler():
+    """An ancestral sampler draws fresh noise every step from its own seeded generator: the probes draw
+    nothing from it (nor from torch's global generator), so its draws are the stock ones."""
+    family, base = "sdxl", tiny_models.make_model("sdxl")
+    lat, (pos, neg) = empty(family), conditioning(family)
+
+    def run(model):
+        return nodes.KSampler().sample(model, SEED, STEPS, CFG, "euler_ancestral", "normal", pos, neg, lat,
+                                       1.0)[0]["samples"]
+    torch.manual_seed(0)
+    out = run(probes.capture(DefaultPack(erase=2, strength=0.5, candidates=2).apply(base), "pack"))
+    torch.manual_seed(0)
+    ref = run(starting_from(base, probes.RECORDS["pack"][0]["noise"]))
     assert torch.equal(out, ref)
