@@ -193,3 +193,8 @@ def test_inject_gets_its_node_id_from_the_executor():
     rec = probes.RECORDS["node_id"][0]
     settings = rec["extra_args"]["model_options"]["transformer_options"]["noise_semantics"]["inject"]
     assert settings["node_id"] == "15"
+    # and the id is part of ComfyUI's cache key: an identical Inject elsewhere (another workflow, another
+    # node id) is not served this one's cached output, which would carry this node's id
+    from comfy_execution.caching import CacheKeySetInputSignature  # noqa: F401  (the class that reads it)
+    for node_id in ("NoiseSemanticInject", "NoiseSemanticPreview"):
+        assert nodes.NODE_CLASS_MAPPINGS[node_id].NOT_IDEMPOTENT is True
