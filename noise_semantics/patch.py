@@ -225,6 +225,10 @@ def probe_with_model(guider, extra_args, z: torch.Tensor, settings: dict, body, 
         except torch.OutOfMemoryError:
             raise
         except Exception as e:
+            if node == PREVIEW:  # the Preview's latent is its own input
+                raise core.NoiseSemanticsError(
+                    f"[{node}] input 'latent': the model rejected a probe batch of shape {tuple(x.shape)}: {e}. "
+                    f"Fix: connect the latent this model's sampler gets (right channels, size and frame count)") from e
             raise core.NoiseSemanticsError(
                 f"[{node}] the model rejected a probe batch of shape {tuple(x.shape)}: {e}. Fix: use a latent "
                 f"this model accepts (right channels, size and frame count), or remove the Inject node to "

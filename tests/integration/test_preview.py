@@ -144,7 +144,8 @@ def test_preview_bad_inputs_name_the_node_input_and_fix():
     with pytest.raises(ValueError, match=r"\[Noise Semantic Preview\] input 'schedule'.*Fix:"):
         preview(model, pos, neg, lat, 3.0, 2, schedule={"taus": [1.0]})
     bad = {"samples": torch.randn(1, 3, 16, 16)}  # SDXL wants 4 channels
-    with pytest.raises(ValueError, match=r"\[Noise Semantic Preview\] the model rejected a probe batch .*Fix: use a latent"):
+    with pytest.raises(ValueError, match=r"\[Noise Semantic Preview\] input 'latent': the model rejected a probe "
+                                         r"batch .*Fix: connect the latent"):
         preview(model, pos, neg, bad, 3.0, 2)
 
 
