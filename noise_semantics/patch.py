@@ -370,7 +370,8 @@ def show_on_node(node_id, text: str) -> None:
         return
     instance = getattr(server.PromptServer, "instance", None)
     if instance is not None and hasattr(instance, "send_progress_text"):
-        instance.send_progress_text(text, str(node_id))
+        # to the browser that queued the prompt, as ComfyUI's progress bar is sent
+        instance.send_progress_text(text, str(node_id), getattr(instance, "client_id", None))
 
 
 def refine_noise_wrapper(executor, guider, sigmas, extra_args, callback, noise, latent_image, denoise_mask,
