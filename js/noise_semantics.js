@@ -12,6 +12,7 @@
 // read the node's widget values on every draw, so they follow any change, however it is made.
 // They are never serialized: workflows and prompts stay exactly as without this extension.
 import { app } from "../../scripts/app.js";
+import { api } from "../../scripts/api.js";
 
 const SCHEDULE_NODE = "NoiseSemanticTemporalSchedule";
 const INJECT_NODE = "NoiseSemanticInject";
@@ -393,5 +394,40 @@ app.registerExtension({
       labelsFromSchema(this, nodeData);
       return r;
     };
+  },
+});
+
+// --------------------------------------------------------------------------- reports after a run
+// Noise Semantic Inject (from the sampler's run) and Noise Semantic Preview say what they did as
+// ComfyUI progress text sent to their own node (PromptServer.send_progress_text, Python side); the
+// frontend shows it in the node's text preview. Frontend 1.58 clears every node's text preview of a
+// job when the job ends, so the report of a finished run would vanish with it: the last report of each
+// of the pack's nodes is kept and handed once more, after the job, to the frontend's own progress-text
+// handler (the same event, no route or widget of the pack's own).
+const REPORT_NODES = new Set([INJECT_NODE, "NoiseSemanticPreview"]);
+
+function keepReports() {
+  const last = new Map(); // execution id -> text, for the job running now
+  api.addEventListener("progress_text", (e) => {
+    const { nodeId, text, nsReplay } = e.detail ?? {};
+    if (nsReplay || !nodeId || !text) return;
+    const node = app.graph?.getNodeById?.(String(nodeId).split(":").pop());
+    if (node && REPORT_NODES.has(node.type)) last.set(String(nodeId), text);
+  });
+  const replay = () => {
+    const reports = [...last];
+    last.clear();
+    // after the frontend's own handlers of the same event (1.58's job reset runs there)
+    setTimeout(() => {
+      for (const [nodeId, text] of reports) api.dispatchCustomEvent("progress_text", { nodeId, text, nsReplay: true });
+    }, 50);
+  };
+  for (const ev of ["execution_success", "execution_error", "execution_interrupted"]) api.addEventListener(ev, replay);
+}
+
+app.registerExtension({
+  name: "noisesemantics.Reports",
+  setup() {
+    keepReports();
   },
 });

@@ -45,8 +45,11 @@ class NoiseSemanticInject(io.ComfyNode):
             ],
             outputs=[io.Model.Output(
                 tooltip="The model, patched so that every sampler using it starts from the injected noise.")],
-            # its own id, so that the sampler's run can report on this node what it did (patch.show_on_node)
+            # its own id, so that the sampler's run can report on this node what it did (patch.show_on_node);
+            # not_idempotent puts the id in the cache key (a V3 hidden unique_id does not, on 0.3.75 and 0.33),
+            # so an Inject of another workflow with the same inputs never hands its cached id to this one
             hidden=[io.Hidden.unique_id],
+            not_idempotent=True,
         )
 
     @classmethod

@@ -344,10 +344,14 @@ def explain_probe_error(e: Exception, model, z: torch.Tensor, segments, shape: t
     fmt = getattr(model, "latent_format", None)
     ch, dims = getattr(fmt, "latent_channels", None), getattr(fmt, "latent_dimensions", None)
     if segments is None and ch is not None and dims is not None and (z.ndim - 2 != dims or z.shape[1] != ch):
+        # the Preview's latent is its own input; Inject's comes from the sampler
+        where, fix = (("input 'latent': ", "connect the latent this model's sampler gets (its own Empty Latent "
+                       "node or VAE)") if node == PREVIEW else
+                      ("", "use a latent made for this model (its own Empty Latent node or VAE)"))
         raise core.NoiseSemanticsError(
-            f"[{node}] the model failed on a probe batch of shape {shape}: {e}. The latent has shape "
+            f"[{node}] {where}the model failed on a probe batch of shape {shape}: {e}. The latent has shape "
             f"{tuple(z.shape[1:])}, but this model takes {ch} channels and {dims} spatial dimension(s). Fix: "
-            f"use a latent made for this model (its own Empty Latent node or VAE)") from e
+            f"{fix}") from e
     if hasattr(e, "add_note"):
         e.add_note(f"[{node}] raised in a probe call (batch of shape {shape}, the sampler's latent shape); "
                    f"without the Noise Semantic nodes the sampler runs the same model and patches")
@@ -662,7 +666,8 @@ def show_on_node(node_id, text: str) -> None:
         return
     instance = getattr(server.PromptServer, "instance", None)
     if instance is not None and hasattr(instance, "send_progress_text"):
-        instance.send_progress_text(text, str(node_id))
+        # to the browser that queued the prompt, as ComfyUI's progress bar is sent
+        instance.send_progress_text(text, str(node_id), getattr(instance, "client_id", None))
 
 
 def refine_noise_wrapper(executor, guider, sigmas, extra_args, callback, noise, latent_image, denoise_mask,

@@ -79,6 +79,7 @@ class NoiseSemanticPreview(io.ComfyNode):
                                  tooltip="Each candidate's conflict score and the one screening keeps."),
             ],
             hidden=[io.Hidden.unique_id],
+            not_idempotent=True,  # its id in the cache key, as Inject's (inject.py)
         )
 
     @classmethod

@@ -134,8 +134,15 @@ def test_saved_workflows_match_what_the_server_reports(server, workflow):
         for inp in node.get("inputs", []):
             assert by_name.get(inp["name"]) == inp["type"], f"{where}: input {inp['name']}:{inp['type']}"
         widgets = [(name, typ, opts) for name, typ, opts in spec if typ in WIDGET_TYPES]
-        values = node.get("widgets_values", [])
-        assert len(values) == len(widgets), f"{where}: {values} for widgets {[w[0] for w in widgets]}"
+        saved = list(node.get("widgets_values", []))
+        # a seed widget with control_after_generate (Noise Semantic Preview's) stores that choice after it
+        controls = sum(1 for _, _, opts in widgets if opts.get("control_after_generate"))
+        assert len(saved) == len(widgets) + controls, f"{where}: {saved} for widgets {[w[0] for w in widgets]}"
+        values = []
+        for _, _, opts in widgets:
+            values.append(saved.pop(0))
+            if opts.get("control_after_generate"):
+                assert saved.pop(0) in ("fixed", "increment", "decrement", "randomize"), where
         for (name, typ, opts), v in zip(widgets, values):
             if typ == "COMBO":
                 assert v in opts["options"], f"{where}: {name}={v!r}"

@@ -144,7 +144,8 @@ def test_preview_bad_inputs_name_the_node_input_and_fix():
     with pytest.raises(ValueError, match=r"\[Noise Semantic Preview\] input 'schedule'.*Fix:"):
         preview(model, pos, neg, lat, 3.0, 2, schedule={"taus": [1.0]})
     bad = {"samples": torch.randn(1, 3, 16, 16)}  # SDXL wants 4 channels
-    with pytest.raises(ValueError, match=r"\[Noise Semantic Preview\] the model failed on a probe batch .*Fix: use a latent"):
+    with pytest.raises(ValueError, match=r"\[Noise Semantic Preview\] input 'latent': the model failed on a probe "
+                                         r"batch .*Fix: connect the latent"):
         preview(model, pos, neg, bad, 3.0, 2)
 
 
@@ -193,3 +194,8 @@ def test_inject_gets_its_node_id_from_the_executor():
     rec = probes.RECORDS["node_id"][0]
     settings = rec["extra_args"]["model_options"]["transformer_options"]["noise_semantics"]["inject"]
     assert settings["node_id"] == "15"
+    # and the id is part of ComfyUI's cache key: an identical Inject elsewhere (another workflow, another
+    # node id) is not served this one's cached output, which would carry this node's id
+    from comfy_execution.caching import CacheKeySetInputSignature  # noqa: F401  (the class that reads it)
+    for node_id in ("NoiseSemanticInject", "NoiseSemanticPreview"):
+        assert nodes.NODE_CLASS_MAPPINGS[node_id].NOT_IDEMPOTENT is True
