@@ -147,8 +147,9 @@ def main(argv=None):
     ap.add_argument("--show", type=int, default=6, help="rows of each grid")
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--threads", type=int, default=0,
-                    help="torch CPU threads (default 0: torch's own choice, the machine's cores); the "
-                         "results do not depend on it (THREADS_NOTE), only the time does")
+                    help="torch CPU threads (default 0: torch's own choice, the machine's cores). The "
+                         "results do not depend on it: 1 and 2 threads gave bit-identical images on both "
+                         "models (batch 32, 20 steps, cfg 0.5); only the time does")
     ap.add_argument("--log", type=Path, default=None,
                     help="where ComfyUI's own log goes (default: <out>/comfyui.log)")
     args = ap.parse_args(argv)
