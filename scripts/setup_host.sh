@@ -116,11 +116,9 @@ if [ ! -f "$comfy/main.py" ] || [ ! -f "$comfy/requirements.txt" ]; then
   exit 1
 fi
 version=$(version_of "$comfy")
-if [ -z "$version" ]; then
-  say "ComfyUI at $comfy has no comfyui_version.py: its version is unknown; the tests are known to pass on $FLOOR_VERSION and $NEWEST_TESTED"
-elif older "$version" "$FLOOR_VERSION"; then
+if [ -z "$version" ] || older "$version" "$FLOOR_VERSION"; then
   trap - ERR
-  echo "setup_host.sh $name: ComfyUI $version at $comfy is older than $FLOOR_VERSION, the oldest this pack supports; use ComfyUI $FLOOR_VERSION or newer (known to pass: $FLOOR_VERSION, $NEWEST_TESTED)" >&2
+  echo "setup_host.sh $name: ComfyUI ${version:-without comfyui_version.py} at $comfy is older than $FLOOR_VERSION, the oldest this pack supports; use ComfyUI $FLOOR_VERSION or newer (known to pass: $FLOOR_VERSION, $NEWEST_TESTED)" >&2
   exit 1
 elif older "$NEWEST_TESTED" "$version"; then
   echo "  note: ComfyUI $version is newer than the newest tested ($NEWEST_TESTED); the tests should run, and a failure may be a change in ComfyUI"
