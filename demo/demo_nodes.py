@@ -26,9 +26,6 @@ def demo_models():
     return sys.modules[name]
 
 
-_cache = {}
-
-
 class DigitsModelLoader:
     """Loads a shipped digits model (demo/*.safetensors) as a MODEL, like a checkpoint loader."""
     CATEGORY = CATEGORY
@@ -40,12 +37,16 @@ class DigitsModelLoader:
         return {"required": {"kind": (["eps", "flow"], {"tooltip": "eps: SD1.5-class UNet; flow: FLUX-schnell-class DiT"})}}
 
     def load(self, kind):
-        if kind not in _cache:
-            _cache[kind] = demo_models().load(kind)
-        patcher, emb = _cache[kind]
+        # A new model on every call, kept by nothing here: like ComfyUI's checkpoint loader, the
+        # executor's output cache is what keeps it between runs. A module-level cache handing out
+        # clones kept the model alive after the patchers ComfyUI had loaded were gone (an executor's
+        # caches are freed by the garbage collector, all clones at once), so ComfyUI's model
+        # manager found loaded entries whose patcher was dead but whose model was not, and warned
+        # "memory leak with model BaseModel" (and ran a full gc.collect()) on every later load.
+        patcher, emb = demo_models().load(kind)
         patcher.model.digits_emb = emb  # the conditioning node reads the frozen "text encoder" here
         patcher.model.digits_kind = kind
-        return (patcher.clone(),)
+        return (patcher,)
 
 
 class DigitsClassConditioning:

@@ -11,6 +11,9 @@
 #                              vendored 0.3.75)
 #
 # Per host: tests/unit (pure torch), tests/integration (ComfyUI booted in-process), tests/browser.
+# It prints what it does in a few lines per host and pytest's own -q output; what the installers print
+# goes to logs (.host/<host>/setup.log, .host/browser_deps.log), whose last lines are shown on failure.
+# At the end, one line per host: ComfyUI version, set-up time, pytest's counts, test time.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -35,21 +38,33 @@ for h in $hosts; do
   echo "=== host $h"
   start=$(date +%s)
   if ! COMFYUI_PATH=$comfy_env NSP_VENV=$venv bash scripts/setup_host.sh "$h"; then
-    summary+=("host $h: set-up FAILED"); failed=1; continue
+    summary+=("host $h: set-up FAILED (log: .host/$h/setup.log)"); failed=1; continue
   fi
-  if [ "${NSP_SKIP_BROWSER:-0}" != 1 ] && ! NSP_VENV=$venv bash scripts/browser_deps.sh; then
-    summary+=("host $h: browser set-up FAILED"); failed=1; continue
+  if [ "${NSP_SKIP_BROWSER:-0}" != 1 ]; then
+    blog=$root/.host/browser_deps.log
+    echo "=== $(date -u '+%F %T') browser_deps.sh for $venv" >> "$blog"
+    if NSP_VENV=$venv bash scripts/browser_deps.sh >> "$blog" 2>&1; then
+      echo "  browser deps ready: $(tail -n 1 "$blog") (log: $blog)"
+    else
+      echo "browser set-up FAILED; the last lines of $blog:" >&2
+      tail -n 25 "$blog" | sed 's/^/  | /' >&2
+      summary+=("host $h: browser set-up FAILED (log: $blog)"); failed=1; continue
+    fi
   fi
+  setup_s=$(( $(date +%s) - start ))
   comfy=$(cat ".host/$h/comfyui_path")
+  version=$(sed -nE "s/^__version__ *= *['\"]([^'\"]+).*/\1/p" "$comfy/comfyui_version.py" 2>/dev/null | head -1)
   log=$(mktemp)
   # A ComfyUI outside .host/ (current's shared source tree) is read-only to us: no __pycache__ there.
   case "$comfy" in "$root/.host/"*) nopyc= ;; *) nopyc=1 ;; esac
+  start=$(date +%s)
   PYTHONDONTWRITEBYTECODE=${PYTHONDONTWRITEBYTECODE:-$nopyc} COMFYUI_PATH=$comfy \
     "$venv/bin/python" -m pytest -q -p no:cacheprovider "${dirs[@]}" "$@" 2>&1 | tee "$log"
   rc=${PIPESTATUS[0]}
-  counts=$(grep -E '^=*\s*[0-9]+ (passed|failed|error|skipped|deselected)' "$log" | tail -1 | sed -E 's/^=+ *| *=+$//g')
+  counts=$(grep -E '^=*\s*[0-9]+ (passed|failed|error|skipped|deselected)' "$log" | tail -1 | sed -E 's/^=+ *| *=+$//g; s/ in [0-9.]+s.*$//')
+  [ -n "$counts" ] || counts=$(grep -E '^Exit: ' "$log" | tail -1)
   rm -f "$log"
-  summary+=("host $h (ComfyUI $comfy): ${counts:-no result}, exit $rc, $(( $(date +%s) - start )) s")
+  summary+=("host $h (ComfyUI ${version:-?} at $comfy): set-up ok in $setup_s s; ${counts:-no result} in $(( $(date +%s) - start )) s$( [ "$rc" = 0 ] || echo ", pytest exit $rc")")
   [ "$rc" = 0 ] || failed=1
 done
 
@@ -64,5 +79,7 @@ if [ -f scripts/check_registry.sh ]; then
 fi
 
 echo
+echo "=== summary"
 printf '%s\n' "${summary[@]}"
+[ "$failed" = 0 ] && echo "all passed" || echo "FAILED (see above)"
 exit $failed

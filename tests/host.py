@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sys
 import tempfile
 import uuid
@@ -23,6 +24,10 @@ OUR_NODES = {"NoiseSemanticErase": "Noise Semantic Erase",
              "NoiseSemanticTemporalSchedule": "Temporal Weight Schedule",
              "NoiseSemanticPreview": "Noise Semantic Preview"}
 _booted = None
+# The ComfyUI versions this pack is tested on (scripts/setup_host.sh has the same two): the floor is
+# the oldest it supports; a newer one than the last is run, with a note that it is untested.
+FLOOR_VERSION = "0.3.75"
+KNOWN_TO_PASS = ("0.3.75", "0.33.0")
 
 
 def host_name() -> str:
@@ -41,6 +46,35 @@ def comfyui_path() -> Path:
         return Path(recorded.read_text().strip())
     # Not set up yet: the floor's default place, or none (boot() then says which set-up to run).
     return ROOT / ".host" / "ComfyUI" if name == "floor" else recorded.parent / "ComfyUI"
+
+
+def _vkey(v: str) -> tuple:
+    return tuple(int(x) for x in re.findall(r"\d+", v)[:3])
+
+
+def comfyui_version(comfy_dir: Path | None = None) -> str | None:
+    """The version in ComfyUI's comfyui_version.py, or None (no such file: a very old checkout)."""
+    f = Path(comfy_dir or comfyui_path()) / "comfyui_version.py"
+    m = re.search(r"__version__\s*=\s*['\"]([^'\"]+)", f.read_text()) if f.exists() else None
+    return m.group(1) if m else None
+
+
+def version_note(comfy_dir: Path | None = None) -> tuple[bool, str]:
+    """(supported, one line about the ComfyUI at comfy_dir): unsupported when older than the floor or
+    of unknown version; a newer one than the newest tested is supported, with a note."""
+    comfy_dir = Path(comfy_dir or comfyui_path())
+    v = comfyui_version(comfy_dir)
+    known = ", ".join(KNOWN_TO_PASS)
+    if v is None:
+        return False, (f"ComfyUI at {comfy_dir} has no comfyui_version.py (older than {FLOOR_VERSION}, the oldest "
+                       f"this pack supports); use ComfyUI {FLOOR_VERSION} or newer (known to pass: {known})")
+    if _vkey(v) < _vkey(FLOOR_VERSION):
+        return False, (f"ComfyUI {v} at {comfy_dir} is older than {FLOOR_VERSION}, the oldest this pack supports; "
+                       f"use ComfyUI {FLOOR_VERSION} or newer (known to pass: {known})")
+    if _vkey(v) > _vkey(KNOWN_TO_PASS[-1]):
+        return True, (f"ComfyUI {v} at {comfy_dir}: newer than the newest tested ({KNOWN_TO_PASS[-1]}); "
+                      "a failure may be a change in ComfyUI")
+    return True, f"ComfyUI {v} at {comfy_dir} (known to pass: {known})"
 
 
 def make_base_dir(base: Path | None = None) -> Path:
@@ -63,6 +97,9 @@ def boot(base: Path | None = None):
     if not (comfy_dir / "nodes.py").exists():
         raise RuntimeError(f"no ComfyUI at {comfy_dir}: run `bash scripts/setup_host.sh {host_name()}` "
                            "or set COMFYUI_PATH")
+    supported, note = version_note(comfy_dir)
+    if not supported:
+        raise RuntimeError(note)
     base = make_base_dir(base)
     sys.path.insert(0, str(comfy_dir))
     sys.argv = [sys.argv[0], "--cpu", "--base-directory", str(base), "--disable-auto-launch"]

@@ -71,7 +71,9 @@ class ComfyServer:
         user = self.base / "user" / "default"
         for d in ("workflows", "subgraphs"):  # a user's folders; absent, the frontend logs 404s
             (user / d).mkdir(parents=True, exist_ok=True)
-        (user / "comfy.settings.json").write_text(json.dumps(USER_SETTINGS, indent=1))
+        settings = user / "comfy.settings.json"  # the served base's own (demo/served_base.py), if any
+        current = json.loads(settings.read_text()) if settings.exists() else {}
+        settings.write_text(json.dumps(current | USER_SETTINGS, indent=1))
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = self.base / "server.log"
@@ -168,6 +170,9 @@ BENIGN = [
     Benign(r"^TypeError: Cannot read properties of undefined \(reading 'id'\)\n\s+at onChange .*\n\s+at Proxy\.set",
            "frontend 1.32.9 bug: useRenderModeSetting sets 'LiteGraph.Canvas.MinFontSizeForLOD' before the "
            "setting is registered, and settingStore's onChange reads setting.id of undefined"),
+    Benign(r"^ComfyApp graph accessed before initialization \| ",
+           "frontend 1.49.6 on a first visit (a fresh browser profile): its own start-up reads app.rootGraph "
+           "before setup made it; also with no custom node at all"),
 ]
 
 

@@ -11,9 +11,14 @@ import host
 
 
 def test_demo_writes_grids_tables_and_runs_every_variant(tmp_path):
-    subprocess.run([sys.executable, str(host.ROOT / "demo" / "run_demo.py"), "--kinds", "eps", "flow",
-                    "--cfgs", "0.5", "--batch", "8", "--out", str(tmp_path)],
-                   check=True, capture_output=True, timeout=900)
+    out = subprocess.run([sys.executable, str(host.ROOT / "demo" / "run_demo.py"), "--kinds", "eps", "flow",
+                          "--cfgs", "0.5", "--batch", "8", "--threads", "1", "--out", str(tmp_path)],
+                         check=True, capture_output=True, text=True, timeout=900)
+    # the terminal gets the demo's own few lines; ComfyUI's log (start-up report, model loads) its file
+    lines = (out.stdout + out.stderr).strip().splitlines()
+    assert len(lines) <= 8 and lines[-1].startswith("demo done in"), lines
+    assert not [ln for ln in lines if "WARNING" in ln or "Traceback" in ln or "leak" in ln], lines
+    assert "Requested to load" in (tmp_path / "comfyui.log").read_text()
     for kind in ("eps", "flow"):
         assert (tmp_path / f"grid_{kind}_cfg0.5.png").stat().st_size > 1000
         prompt = json.loads((tmp_path / f"prompt_{kind}_cfg0.5.json").read_text())
@@ -61,6 +66,16 @@ def test_served_base_layout(tmp_path):
     copy.write_bytes(b'{"mine": true}\n')
     served_base.prepare(base)
     assert copy.read_bytes() == b'{"mine": true}\n'
+    # the user's settings: the demo's added where unset, the user's own kept
+    settings = base / "user" / "default" / "comfy.settings.json"
+    assert json.loads(settings.read_text()) == served_base.SETTINGS
+    settings.write_text(json.dumps({"Comfy.TutorialCompleted": False, "Comfy.Minimap.Visible": False}))
+    served_base.prepare(base)
+    assert json.loads(settings.read_text()) == {"Comfy.TutorialCompleted": False, "Comfy.Minimap.Visible": False}
+    # the first page's link names the demo folder's example workflow, the shipped file
+    assert served_base.FIRST_PAGE == f"/?template={DEMO_WORKFLOW.stem}&source={served_base.DEMO_LINK}"
+    example = nodes_dir / served_base.DEMO_LINK / "example_workflows" / DEMO_WORKFLOW.name
+    assert example.read_bytes() == DEMO_WORKFLOW.read_bytes()
     # something that is not our link where the demo folder goes: refused, not replaced
     (nodes_dir / served_base.DEMO_LINK).unlink()
     (nodes_dir / served_base.DEMO_LINK).mkdir()
@@ -105,3 +120,41 @@ def test_demo_workflow_matches_live_nodes():
     assert sum(v["class_type"] == "PreviewImage" for v in prompt.values()) == 2
     note = next(n["widgets_values"][0] for n in wf["nodes"] if n["type"] == "Note")
     assert "cfg" in note and "nil" in note
+
+
+def test_demo_loader_leaves_no_dead_model(caplog):
+    """The demo's loader, through the pack's Inject and KSampler, in two executors one after the other
+    (as demo/run_demo.py runs its prompts), the first one's caches freed by the garbage collector: no
+    model ComfyUI has loaded is left with its patcher gone but its weights alive, so ComfyUI never
+    warns "memory leak with model ..." (it did while the loader kept every model in a cache of its own
+    and handed out clones)."""
+    import gc
+
+    import comfy.model_management as mm
+    nodes = host.boot()
+    served_base.load_demo_nodes(nodes)
+    demo_models = sys.modules["noise_semantics_demo_nodes"].demo_models()
+    empty_id, w, h = demo_models.empty_latent_node("eps")
+    inject = {k: v[1]["default"] for k, v in nodes.NODE_CLASS_MAPPINGS["NoiseSemanticInject"].INPUT_TYPES()
+              ["required"].items() if len(v) > 1 and "default" in v[1]}
+    prompt = {
+        "load": {"class_type": "DigitsDemoModelLoader", "inputs": {"kind": "eps"}},
+        "inject": {"class_type": "NoiseSemanticInject", "inputs": inject | {"candidates": 2, "model": ["load", 0]}},
+        "pos": {"class_type": "DigitsDemoClassConditioning", "inputs": {"model": ["load", 0], "digit": 3}},
+        "neg": {"class_type": "DigitsDemoClassConditioning", "inputs": {"model": ["load", 0], "digit": 10}},
+        "latent": {"class_type": empty_id, "inputs": {"width": w, "height": h, "batch_size": 2}},
+        "ks": {"class_type": "KSampler", "inputs": {
+            "model": ["inject", 0], "seed": 1, "steps": 2, "cfg": 1.0, "sampler_name": "euler",
+            "scheduler": "normal", "positive": ["pos", 0], "negative": ["neg", 0],
+            "latent_image": ["latent", 0], "denoise": 1.0}},
+        "img": {"class_type": "DigitsDemoLatentToImage", "inputs": {"model": ["load", 0], "samples": ["ks", 0], "scale": 1}},
+        "out": {"class_type": "DigitsDemoCollect", "inputs": {"images": ["img", 0], "label": "x", "scale": 1}},
+    }
+    with caplog.at_level("WARNING"):
+        for _ in range(2):
+            host.run_prompt(prompt)
+            gc.collect()
+        mm.cleanup_models_gc()
+    dead = [type(m.real_model()).__name__ for m in mm.current_loaded_models if m.is_dead()]
+    assert not dead, f"loaded models whose patcher is gone but whose weights are kept: {dead}"
+    assert "memory leak" not in caplog.text
