@@ -36,14 +36,17 @@ from pathlib import Path
 
 import torch
 
-import comfy.supported_models
-
 DEMO_DIR = Path(__file__).resolve().parent
-if str(DEMO_DIR.parent / "tests") not in sys.path:  # the shared harness: tests/model_init.py, tests/host.py
+# The shared harness: tests/model_init.py, tests/host.py; and the project's small-model builder,
+# benchmarks/small_models (appended, so that nothing of this checkout shadows ComfyUI's own modules).
+if str(DEMO_DIR.parent / "tests") not in sys.path:
     sys.path.insert(0, str(DEMO_DIR.parent / "tests"))
+if str(DEMO_DIR.parent) not in sys.path:
+    sys.path.append(str(DEMO_DIR.parent))
 
-import model_init  # noqa: E402
-KINDS = ("eps", "flow")
+from benchmarks.small_models import build as small  # noqa: E402
+
+KINDS = small.KINDS
 WEIGHTS = {"eps": DEMO_DIR / "digits_eps_unet.safetensors", "flow": DEMO_DIR / "digits_flow_dit.safetensors"}
 NUM_CLASSES = 10
 NULL_CLASS = 10  # the empty prompt
@@ -52,43 +55,20 @@ NULL_CLASS = 10  # the empty prompt
 # flow: 16 channels x 2x2 (4x4 pixel blocks) -> EmptySD3LatentImage at 16x16 "pixels"
 UNSHUFFLE = {"eps": 2, "flow": 4}
 TOKENS = 4
-CONTEXT_DIM = 32
-POOLED_DIM = 32  # FLUX only
+CONTEXT_DIM = small.CONTEXT_DIM
+POOLED_DIM = small.POOLED_DIM  # FLUX only
 
 # --------------------------------------------------------------------------- architectures
 
-EPS_UNET = {
-    # ComfyUI's SD 1.5 UNet (openaimodel.UNetModel): 2 levels 4x4 -> 2x2, cross-attention on the
-    # lower level and in the middle block. SD15.unet_extra_config adds num_heads=8,
-    # num_head_channels=-1 (head dim 8 here). Gotcha: every ResBlock adds the timestep embedding
-    # as a per-channel bias right before a GroupNorm(32, channels); at 32 channels each group is
-    # one channel, the norm removes the bias, and the network cannot see the timestep at all
-    # (measured: output change 2e-7 between t=999 and t=10). 64 channels = 2 per group works.
-    "use_checkpoint": False, "image_size": 4, "in_channels": 4, "out_channels": 4,
-    "model_channels": 64, "channel_mult": [1, 1], "num_res_blocks": [1, 1],
-    "transformer_depth": [0, 1], "transformer_depth_output": [0, 0, 1, 1],
-    "transformer_depth_middle": 1, "use_spatial_transformer": True, "legacy": False,
-    "use_linear_in_transformer": False, "context_dim": CONTEXT_DIM, "num_classes": None,
-    "adm_in_channels": None, "use_temporal_attention": False, "use_temporal_resblock": False,
-}
-
-FLOW_DIT = {
-    # ComfyUI's FLUX.1 DiT (ldm/flux/model.Flux), schnell variant (no guidance embedding), with
-    # 1x1 patches on the 2x2 latent: 4 image tokens + 4 text tokens. axes_dim sums to
-    # hidden/heads, each even (RoPE).
-    "image_model": "flux", "guidance_embed": False, "in_channels": 16, "out_channels": 16,
-    "patch_size": 1, "hidden_size": 64, "num_heads": 4, "axes_dim": [4, 6, 6],
-    "mlp_ratio": 2.0, "depth": 2, "depth_single_blocks": 2, "theta": 10000,
-    "qkv_bias": True, "context_in_dim": CONTEXT_DIM, "vec_in_dim": POOLED_DIM,
-}
+# ComfyUI's SD 1.5 UNet on the 4x4 latent: levels 4x4 -> 2x2 (see small_models.build.eps_unet).
+EPS_UNET = small.eps_unet(image_size=4)
+# ComfyUI's FLUX.1-schnell DiT, 1x1 patches on the 2x2 latent: 4 image tokens + 4 text tokens.
+FLOW_DIT = small.FLOW_DIT
+ARCH = {"eps": EPS_UNET, "flow": FLOW_DIT}
 
 
 def model_config(kind: str):
-    if kind == "eps":
-        return comfy.supported_models.SD15(dict(EPS_UNET))
-    if kind == "flow":
-        return comfy.supported_models.FluxSchnell(model_init.flux_config(FLOW_DIT))
-    raise ValueError(f"unknown kind {kind!r}, expected one of {KINDS}")
+    return small.model_config(kind, ARCH.get(kind, {}))
 
 
 def latent_channels(kind: str) -> int:
@@ -107,8 +87,9 @@ def empty_latent_node(kind: str) -> tuple:
 
 def build(kind: str, seed: int = 0):
     """A freshly initialised float32 CPU model: ``(model_config, model_base instance)``."""
-    config = model_config(kind)
-    return config, model_init.build(config, seed)
+    if kind not in ARCH:
+        raise ValueError(f"unknown kind {kind!r}, expected one of {KINDS}")
+    return small.build(kind, ARCH[kind], seed)
 
 
 # --------------------------------------------------------------------------- conditioning
@@ -183,38 +164,20 @@ def to_image(pixels: torch.Tensor, scale: int = 4) -> torch.Tensor:
 # --------------------------------------------------------------------------- save / load
 
 def save(path: Path, kind: str, model, emb: dict, stats: tuple, info: dict) -> None:
-    from safetensors.torch import save_file
-    sd = {"diffusion_model." + k: v.detach().to(torch.float16).contiguous()
-          for k, v in model.diffusion_model.state_dict().items()}
-    sd.update({k: v.contiguous() for k, v in emb.items()})
-    meta = {"kind": kind, "pixel_mean": repr(stats[0]), "pixel_std": repr(stats[1]),
-            "info": json.dumps(info, sort_keys=True)}
-    save_file(sd, str(path), metadata=meta)
+    small.save(path, kind, model, emb, stats, info)
 
 
 def load(kind: str, path: Path | None = None):
     """``(ModelPatcher, embeddings)`` for a shipped (or retrained) demo model, float32 on the CPU,
-    wrapped the way comfy.sd wraps a loaded checkpoint."""
-    from safetensors import safe_open
-    path = Path(path or WEIGHTS[kind])
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: run `.venv/bin/python demo/train.py --kind {kind}`")
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata()
-        sd = {k: f.get_tensor(k) for k in f.keys()}
-    if meta.get("kind") != kind:
-        raise ValueError(f"{path} holds a {meta.get('kind')!r} model, not {kind!r}")
-    config, model = build(kind)
-    dm = {k[len("diffusion_model."):]: v.float() for k, v in sd.items() if k.startswith("diffusion_model.")}
-    # As every ComfyUI loader does (model_base.load_model_weights): the model config maps a
-    # checkpoint's tensor names to this ComfyUI's modules. The shipped file has the names of
-    # ComfyUI 0.3.75, where it was trained; 0.33 renamed FLUX's norm gains ".scale" -> ".weight"
-    # and renames them here. Loaded strictly (load_model_weights only logs a mismatch), so a file
-    # that does not fit this ComfyUI's model fails loudly instead of sampling from random weights.
-    model.diffusion_model.load_state_dict(config.process_unet_state_dict(dm), strict=True)
+    wrapped the way comfy.sd wraps a loaded checkpoint (names mapped and checked as ComfyUI loads:
+    small_models.build.load)."""
+    import model_init
+    if kind not in ARCH:
+        raise ValueError(f"unknown kind {kind!r}, expected one of {KINDS}")
+    model, emb, meta = small.load(kind, Path(path or WEIGHTS[kind]), ARCH[kind],
+                                  f".venv/bin/python demo/train.py --kind {kind}")
     model.digits_stats = (float(meta["pixel_mean"]), float(meta["pixel_std"]))
     model.digits_info = json.loads(meta.get("info", "{}"))
-    emb = {k: v.float() for k, v in sd.items() if k.startswith("cond.")}
     return model_init.patcher(model), emb
 
 
@@ -247,7 +210,4 @@ def classify(clf, pixels: torch.Tensor):
     return p.argmax(1), p
 
 
-def count_params(model) -> int:
-    return sum(p.numel() for p in model.diffusion_model.parameters())
-
-
+count_params = small.count_params

@@ -7,8 +7,8 @@ sigmas and the guider (the sampler's own prompt, CFG and every other model patch
 refinement uses exactly what the sampler uses, with KSampler, KSamplerAdvanced, SamplerCustom and
 SamplerCustomAdvanced alike.
 
-Both nodes write their settings into ``transformer_options["noise_semantics"]`` of a cloned
-model and register the same wrapper once, so the paper's order (erase, then inject) holds however
+Both nodes write their settings into ``model_options["noise_semantics"]`` of a cloned model and
+register the same wrapper once, so the paper's order (erase, then inject) holds however
 the two nodes are chained, and a second node of the same kind replaces the first one's settings.
 """
 from __future__ import annotations
@@ -65,10 +65,12 @@ def patched(model, part: str, settings: dict):
                 f"Gaussian sample where the model reads it. Fix: set strength to 0 (screening with candidates "
                 f"still works), or use Noise Semantic Erase alone, which is exact on this model")
     m = model.clone()
-    topts = m.model_options.setdefault("transformer_options", {})
-    cfg = dict(topts.get(OPTIONS_KEY, {}))
+    # In model_options, not transformer_options: the latter goes into every model call, and a compiled
+    # model (TorchCompileModel) guards on its contents; one more key there built the graphs of SDXL's and
+    # WAN's attention blocks once more for a patched model (benchmarks/gpu_check --compile).
+    cfg = dict(m.model_options.get(OPTIONS_KEY, {}))
     cfg[part] = dict(settings)
-    topts[OPTIONS_KEY] = cfg
+    m.model_options[OPTIONS_KEY] = cfg
     if not m.get_wrappers(comfy.patcher_extension.WrappersMP.SAMPLER_SAMPLE, WRAPPER_KEY):
         m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.SAMPLER_SAMPLE, WRAPPER_KEY, refine_noise_wrapper)
     return m
@@ -84,7 +86,7 @@ def starts_from_pure_noise(guider, sigmas, latent_image) -> bool:
 
 
 def settings_of(model_options: dict) -> dict:
-    return model_options.get("transformer_options", {}).get(OPTIONS_KEY, {})
+    return model_options.get(OPTIONS_KEY, {})
 
 
 def probe_chunk(model, z: torch.Tensor, probes: int, rows: int, free: float | None = None) -> int:
@@ -201,6 +203,16 @@ def probe_rows(model, z: torch.Tensor, total: int, group: int, branches: int, sh
     except Exception:  # models without an estimate: one call for the whole batch
         return total
     return group
+
+
+def compiled(model_options: dict) -> bool:
+    """Whether ComfyUI's TorchCompileModel (comfy_api.torch_helpers.set_torch_compile_wrapper, which leaves
+    its settings under ``torch_compile_kwargs``) compiles this model. A batch of several probes has a batch
+    size the compiled model has not seen: torch.compile would build its graphs once more, with a dynamic
+    batch size, on the first patched run (measured: as long as the first compilation; benchmarks/gpu_check
+    --compile). One probe per call has the sampler's own batch shape (B x CFG rows), so the probes run on
+    the graphs sampling compiled. Screening's candidates (rows x candidates) still make a shape of their own."""
+    return "torch_compile_kwargs" in model_options
 
 
 def _needs_branches(settings: dict) -> bool:
@@ -528,7 +540,11 @@ def probe_with_model(guider, extra_args, z: torch.Tensor, settings: dict, body, 
     B = z.shape[0]
     total = live * B * per_sample
     n_br = guider_branches(guider, branches)
-    if row_conditioning(guider, B):
+    if compiled(model_options):
+        # TorchCompileModel: calls of B rows have the sampler's own batch shape (B x its CFG rows), so the
+        # probes run on the graphs sampling compiled instead of compiling new ones for the probe batch
+        rows = B
+    elif row_conditioning(guider, B):
         rows = probe_rows(model, z, total, B, n_br, lambda n, k: cond_shapes(guider, n, k))
     else:
         rows = B
@@ -538,7 +554,11 @@ def probe_with_model(guider, extra_args, z: torch.Tensor, settings: dict, body, 
         pbar = comfy.utils.ProgressBar(live)
         calls[0] = 0
         try:
-            out = body(sigma_of_tau, c_in, one_row_per_call(predict) if windows else predict, rows, pbar.update)
+            # The probes only read the model, as the sampler after them does (k-diffusion's samplers run
+            # under no_grad): no autograd graph, and the sampler's grad mode in the probe calls (a compiled
+            # model guards on it) when the caller is not already in ComfyUI's inference mode.
+            with torch.no_grad():
+                out = body(sigma_of_tau, c_in, one_row_per_call(predict) if windows else predict, rows, pbar.update)
             return out, calls[0], rows
         except Exception as e:
             if not is_out_of_memory(e) or rows <= B:
@@ -547,6 +567,7 @@ def probe_with_model(guider, extra_args, z: torch.Tensor, settings: dict, body, 
         rows = max(B, rows // 2 // B * B)
         log.warning("%s: out of memory, retrying with %d latent(s) per branch per model call", node, rows)
         comfy.model_management.soft_empty_cache(True)
+
 
 def run_injection(guider, extra_args, z: torch.Tensor, settings: dict, candidates=None, segments=None,
                   start=None, report: dict | None = None) -> tuple:

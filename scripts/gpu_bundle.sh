@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Prepares what benchmarks/gpu_check.py needs on a bare GPU machine that has Python 3.12 + CUDA torch but no
+# Prepares what benchmarks/gpu_check/ needs on a bare GPU machine that has Python 3.12 + CUDA torch but no
 # ComfyUI and no network (how the README's GPU table was made): a copy of ComfyUI's core in .gpu/ComfyUI,
 # comfy-kitchen without its compiled CUDA/HIP kernels in .gpu/site (ComfyUI 0.33 imports it unconditionally;
 # its 230 MB of kernels serve fp8/fp4/int8 paths this check does not use), and the missing pure wheels in

@@ -1,11 +1,6 @@
-"""The compositional task's two models, built from ComfyUI's own classes, and its fixed
-"text encoder" and latent code.
-
-* ``eps``  -- ComfyUI's SD 1.5 class (``comfy.supported_models.SD15`` -> ``model_base.BaseModel``,
-  eps prediction, 1000 discrete sigmas), a small UNet with cross-attention on the prompt.
-* ``flow`` -- ComfyUI's FLUX.1-schnell class (``comfy.supported_models.FluxSchnell`` ->
-  ``model_base.Flux``, rectified flow, shift 1), a small DiT reading the prompt as its "T5"
-  context and a pooled "CLIP" vector.
+"""The compositional task's two models, built from ComfyUI's own classes by the project's
+small-model builder (``benchmarks/small_models/build.py``: an SD 1.5-class eps UNet and a
+FLUX.1-schnell-class flow DiT), and the task's fixed "text encoder" and latent code.
 
 Latent: the 8x16 RGB scene plus a constant zero 4th plane (like an opaque alpha; a lossless code
 of RGB needs 3 planes and the families have 4 / 16 latent channels, 3 r^2 never equals either),
@@ -21,76 +16,45 @@ Import only after ComfyUI is booted (``tests/host.py: boot()``).
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import torch
 
 import comfy.model_patcher
-import comfy.supported_models
+
+from benchmarks.small_models import build as small
 
 from . import data
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
-KINDS = ("eps", "flow")
+KINDS = small.KINDS
 WEIGHTS = {"eps": HERE / "eps.safetensors", "flow": HERE / "flow.safetensors"}
 PLANES = 4  # RGB + a zero plane
 UNSHUFFLE = {"eps": 1, "flow": 2}
-CONTEXT_DIM = 32
-POOLED_DIM = 32
+CONTEXT_DIM = small.CONTEXT_DIM
+POOLED_DIM = small.POOLED_DIM
 MIX = 1.0  # causal mixing of the text encoder (make_text_encoder)
 GAIN = 2.0  # saturation of the text encoder's fixed tanh MLP
 TEXT_HIDDEN = 128
 
-EPS_UNET = {
-    # ComfyUI's SD 1.5 UNet (openaimodel.UNetModel) on the 8x16 latent: two levels (8x16, 4x8),
-    # cross-attention on the lower level and in the middle (attention at 8x16 would triple the
-    # training cost on this CPU). 64 channels, not 32: every ResBlock adds the
-    # timestep as a per-channel bias before GroupNorm(32, ch), which at 32 channels (one channel
-    # per group) removes it, and the network cannot see the timestep (see demo/models.py).
-    "use_checkpoint": False, "image_size": 8, "in_channels": 4, "out_channels": 4,
-    "model_channels": 64, "channel_mult": [1, 1], "num_res_blocks": [1, 1],
-    "transformer_depth": [0, 1], "transformer_depth_output": [0, 0, 1, 1],
-    "transformer_depth_middle": 1, "use_spatial_transformer": True, "legacy": False,
-    "use_linear_in_transformer": False, "context_dim": CONTEXT_DIM, "num_classes": None,
-    "adm_in_channels": None, "use_temporal_attention": False, "use_temporal_resblock": False,
-}
-
-FLOW_DIT = {
-    # ComfyUI's FLUX.1 DiT (ldm/flux/model.Flux), schnell variant, 1x1 patches on the 4x8 latent:
-    # 32 image tokens + 4 text tokens. axes_dim sums to hidden/heads, each even (RoPE).
-    "image_model": "flux", "guidance_embed": False, "in_channels": 16, "out_channels": 16,
-    "patch_size": 1, "hidden_size": 64, "num_heads": 4, "axes_dim": [4, 6, 6],
-    "mlp_ratio": 2.0, "depth": 2, "depth_single_blocks": 2, "theta": 10000,
-    "qkv_bias": True, "context_in_dim": CONTEXT_DIM, "vec_in_dim": POOLED_DIM,
-}
-
-
-def model_init():
-    """tests/model_init.py: the project's one weight initialiser and its host-aware FLUX config."""
-    if str(ROOT / "tests") not in sys.path:
-        sys.path.insert(0, str(ROOT / "tests"))
-    import model_init
-    return model_init
+# ComfyUI's SD 1.5 UNet on the 8x16 latent: two levels (8x16, 4x8), cross-attention on the lower level
+# and in the middle (attention at 8x16 would triple the training cost on this CPU).
+EPS_UNET = small.eps_unet(image_size=8)
+# ComfyUI's FLUX.1-schnell DiT, 1x1 patches on the 4x8 latent: 32 image tokens + 4 text tokens.
+FLOW_DIT = small.FLOW_DIT
+ARCH = {"eps": EPS_UNET, "flow": FLOW_DIT}
 
 
 def model_config(kind: str, arch: dict | None = None):
-    if kind == "eps":
-        return comfy.supported_models.SD15(dict(arch or EPS_UNET))
-    if kind == "flow":
-        return comfy.supported_models.FluxSchnell(model_init().flux_config(arch or FLOW_DIT))
-    raise ValueError(f"unknown kind {kind!r}, expected one of {KINDS}")
+    return small.model_config(kind, arch or ARCH.get(kind, {}))
 
 
 def build(kind: str, seed: int = 0, arch: dict | None = None):
     """A freshly initialised float32 CPU model: ``(model_config, model_base instance)``."""
-    config = model_config(kind, arch)
-    return config, model_init().build(config, seed)
+    return small.build(kind, arch or ARCH.get(kind, {}), seed)
 
 
-def count_params(model) -> int:
-    return sum(p.numel() for p in model.diffusion_model.parameters())
+count_params = small.count_params
 
 
 # --------------------------------------------------------------------------- text encoder
@@ -175,42 +139,18 @@ def empty_latent(kind: str, batch: int) -> torch.Tensor:
 # --------------------------------------------------------------------------- save / load
 
 def save(path: Path, kind: str, model, enc: dict, stats: tuple, arch: dict, info: dict) -> None:
-    from safetensors.torch import save_file
-    sd = {"diffusion_model." + k: v.detach().to(torch.float16).contiguous()
-          for k, v in model.diffusion_model.state_dict().items()}
-    sd.update({k: v.contiguous() for k, v in enc.items()})
-    meta = {"kind": kind, "pixel_mean": repr(stats[0]), "pixel_std": repr(stats[1]),
-            "arch": json.dumps(arch, sort_keys=True), "info": json.dumps(info, sort_keys=True)}
-    save_file(sd, str(path), metadata=meta)
+    small.save(path, kind, model, enc, stats, info, arch=arch)
 
 
 def load(kind: str, path: Path | None = None):
-    """``(ModelPatcher, text encoder)`` for a trained model, float32 on the CPU. The weights go
-    through the model config's ``process_unet_state_dict`` as in ComfyUI's own loader (it renames
-    keys between ComfyUI versions, e.g. FLUX's norm ``.scale`` -> ``.weight`` in 0.33), then are
-    checked complete."""
-    from safetensors import safe_open
-    path = Path(path or WEIGHTS[kind])
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: run `.venv/bin/python -m benchmarks.compositional.train --kind {kind}`")
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata()
-        sd = {k: f.get_tensor(k) for k in f.keys()}
-    if meta.get("kind") != kind:
-        raise ValueError(f"{path} holds a {meta.get('kind')!r} model, not {kind!r}")
-    arch = json.loads(meta["arch"])
-    config, model = build(kind, arch=arch)
-    prefix = "diffusion_model."
-    unet = config.process_unet_state_dict({k[len(prefix):]: v.float() for k, v in sd.items() if k.startswith(prefix)})
-    missing, unexpected = model.diffusion_model.load_state_dict(unet, strict=False)
-    if missing or unexpected:
-        raise RuntimeError(f"{path} does not fit this ComfyUI's {type(config).__name__}: "
-                           f"missing {missing}, unexpected {unexpected}")
+    """``(ModelPatcher, text encoder)`` for a trained model, float32 on the CPU (names mapped and
+    checked as ComfyUI loads: small_models.build.load)."""
+    if kind not in ARCH:
+        raise ValueError(f"unknown kind {kind!r}, expected one of {KINDS}")
+    model, enc, meta = small.load(kind, Path(path or WEIGHTS[kind]), ARCH[kind],
+                                  f".venv/bin/python -m benchmarks.compositional.train --kind {kind}")
     model.comp_stats = (float(meta["pixel_mean"]), float(meta["pixel_std"]))
     model.comp_info = json.loads(meta.get("info", "{}"))
-    model.comp_arch = arch
-    model.requires_grad_(False)
-    model.eval()
-    enc = {k: v.float() for k, v in sd.items() if k.startswith("text.")}
+    model.comp_arch = json.loads(meta["arch"])
     cpu = torch.device("cpu")
     return comfy.model_patcher.ModelPatcher(model, load_device=cpu, offload_device=cpu), enc

@@ -4,10 +4,9 @@
     .venv/bin/python -m benchmarks.compositional.train --kind flow   # one
     .venv/bin/python -m benchmarks.compositional.train --out /tmp/x --steps 500   # a sizing run
 
-Same conventions as demo/train.py, so ComfyUI's KSampler samples the result correctly: the
-network is called through ``model_base.apply_model`` at sigmas drawn from the model's own
-``model_sampling.sigmas`` table, loss ``((D - x0) / sigma)^2`` (= the eps / velocity MSE);
-eps: ``x = x0 + sigma * eps``; flow: ``x = (1 - sigma) * x0 + sigma * eps``. Prompts are dropped
+The loop is the project's one training loop, shared with the digits demo
+(benchmarks/small_models/train.py: ComfyUI's own model_sampling conventions, so ComfyUI's KSampler
+samples the result correctly). Prompts are dropped
 to the empty prompt with probability ``p_uncond`` so classifier-free guidance works. Scenes come
 from ``data.TrainingScenes`` (seen combinations only, colour-sharing pairs over-represented,
 first object on the left). Weights are
@@ -17,13 +16,8 @@ recipe (``info``).
 from __future__ import annotations
 
 import argparse
-import contextlib
-import copy
 import json
-import math
-import platform
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,66 +39,35 @@ def train(kind: str, out: Path, steps: int, batch: int, lr: float, ema: float, p
           arch: dict | None = None, mix: float | None = None, p_same: float | None = None,
           p_first_left: float | None = None, gain: float | None = None, log_every: int = 250) -> dict:
     import torch
+    from benchmarks.small_models import train as small_train
     from . import data, models
-    torch.manual_seed(seed)
-    arch = dict(arch or (models.EPS_UNET if kind == "eps" else models.FLOW_DIT))
+    arch = dict(arch or models.ARCH[kind])
     stats = scene_stats()
     mix = models.MIX if mix is None else mix
     gain = models.GAIN if gain is None else gain
     enc = models.make_text_encoder(mix=mix, gain=gain)
     config, model = models.build(kind, seed=seed, arch=arch)
-    sigmas = model.model_sampling.sigmas.float()
-    net = model.diffusion_model
-    net.train()
-    model.requires_grad_(True)
-    ema_net = copy.deepcopy(net).requires_grad_(False)
-    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=0.0)
-    # 100-step warm-up, then cosine down to 10%.
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda i: min(1.0, (i + 1) / 100) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * i / steps))))
     scenes = data.TrainingScenes(seed, p_same, p_first_left)
-    g = torch.Generator().manual_seed(seed + 1)
-    t0 = time.perf_counter()
-    losses = []
-    for step in range(steps):
+
+    def batches(g):
         images, ps = scenes.batch(batch)
-        x0 = models.encode(images, kind, stats)
         drop = (torch.rand(batch, generator=g) < p_uncond).tolist()
         context, pooled = models.encode_text(enc, [None if d else p for p, d in zip(ps, drop)])
-        sigma = sigmas[torch.randint(0, len(sigmas), (batch,), generator=g)]
-        eps = torch.randn(x0.shape, generator=g)
-        s4 = sigma.view(-1, 1, 1, 1)
-        x = x0 + s4 * eps if kind == "eps" else (1.0 - s4) * x0 + s4 * eps
-        kw = {"y": pooled} if kind == "flow" else {}
-        # FLUX's blocks add residuals in place (inference code), which autograd refuses on tensors
-        # it saved for backward: save copies instead (same gradients; the UNet needs none).
-        with (torch.autograd.graph.saved_tensors_hooks(lambda t: t.clone(), lambda t: t) if kind == "flow"
-              else contextlib.nullcontext()):
-            denoised = model.apply_model(x, sigma, c_crossattn=context, **kw)
-            loss = (((denoised - x0) / s4) ** 2).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        with torch.no_grad():
-            for pe, p in zip(ema_net.parameters(), net.parameters()):
-                pe.lerp_(p, 1.0 - ema)
-        losses.append(loss.item())
-        if (step + 1) % log_every == 0 or step == 0:
-            recent = sum(losses[-log_every:]) / len(losses[-log_every:])
-            print(f"[{kind}] step {step + 1}/{steps} loss {recent:.4f} ({time.perf_counter() - t0:.0f} s)", flush=True)
-    train_s = time.perf_counter() - t0
-    model.diffusion_model = ema_net
+        cond = {"c_crossattn": context}
+        if kind == "flow":
+            cond["y"] = pooled
+        return models.encode(images, kind, stats), cond
+
+    run = small_train.fit(model, kind, batches, steps, lr, ema, seed, torch.Generator().manual_seed(seed + 1),
+                          log_every=log_every)
     info = dict(kind=kind, steps=steps, batch=batch, lr=lr, ema=ema, p_uncond=p_uncond, seed=seed,
-                p_same_colour=scenes.p_same, p_first_left=scenes.p_first_left, text_mix=mix, text_gain=gain, seen_combinations=len(scenes.seen),
-                final_loss=round(sum(losses[-200:]) / len(losses[-200:]), 5), train_seconds=round(train_s, 1),
-                params=models.count_params(model), comfy_class=type(config).__name__,
-                torch=torch.__version__, threads=torch.get_num_threads(), machine=platform.machine())
+                p_same_colour=scenes.p_same, p_first_left=scenes.p_first_left, text_mix=mix, text_gain=gain,
+                seen_combinations=len(scenes.seen), params=models.count_params(model),
+                comfy_class=type(config).__name__, **run)
     out.mkdir(parents=True, exist_ok=True)
     path = out / models.WEIGHTS[kind].name
     models.save(path, kind, model, enc, stats, arch, info)
-    print(f"[{kind}] saved {path} ({path.stat().st_size / 1e6:.2f} MB) after {train_s:.0f} s; {json.dumps(info)}")
+    print(f"[{kind}] saved {path} ({path.stat().st_size / 1e6:.2f} MB) after {run['train_seconds']:.0f} s; {json.dumps(info)}")
     return info
 
 
@@ -132,7 +95,7 @@ def main(argv=None):
         for k in ("steps", "batch", "lr"):
             if getattr(args, k) is not None:
                 r[k] = getattr(args, k)
-        arch = dict(models.EPS_UNET if kind == "eps" else models.FLOW_DIT) | args.arch
+        arch = dict(models.ARCH[kind]) | args.arch
         train(kind, args.out, arch=arch, mix=args.mix, p_same=args.p_same, p_first_left=args.p_left, gain=args.gain, **r)
 
 

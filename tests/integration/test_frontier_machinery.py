@@ -34,8 +34,8 @@ def test_evaluations_per_image_are_counted_from_the_model_calls():
     r = runner()
     assert r.run(Config(3.0)).evals == 2 * STEPS
     assert r.run(Config(1.0)).evals == STEPS
-    live = sum(1 for w in r.model_for(Config(3.0, inject=0.3)).model_options["transformer_options"]
-               ["noise_semantics"]["inject"]["schedule"].weights if w)
+    live = sum(1 for w in r.model_for(Config(3.0, inject=0.3)).model_options["noise_semantics"]
+               ["inject"]["schedule"].weights if w)
     assert r.run(Config(3.0, inject=0.3)).evals == 2 * STEPS + 2 * live
     one = (("probes", 1), ("tau_max", 0.6), ("tau_min", 0.6))
     assert r.run(Config(3.0, candidates=4, schedule=one)).evals == 2 * STEPS + 2 * 4
@@ -47,5 +47,5 @@ def test_refined_runs_go_through_the_packs_nodes_and_are_deterministic():
     ra, rb = a.run(c), b.run(c)
     assert torch.equal(ra.ok["all"], rb.ok["all"]) and torch.equal(ra.div, rb.div)
     m = a.model_for(c)
-    assert m.model_options["transformer_options"]["noise_semantics"]["inject"]["strength"] == 0.6
+    assert m.model_options["noise_semantics"]["inject"]["strength"] == 0.6
     assert not torch.equal(a.run(Config(1.0)).div, ra.div)  # the refinement changed the images

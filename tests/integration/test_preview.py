@@ -192,7 +192,7 @@ def test_inject_gets_its_node_id_from_the_executor():
     }
     host.run_prompt(prompt)
     rec = probes.RECORDS["node_id"][0]
-    settings = rec["extra_args"]["model_options"]["transformer_options"]["noise_semantics"]["inject"]
+    settings = rec["extra_args"]["model_options"]["noise_semantics"]["inject"]
     assert settings["node_id"] == "15"
     # and the id is part of ComfyUI's cache key: an identical Inject elsewhere (another workflow, another
     # node id) is not served this one's cached output, which would carry this node's id

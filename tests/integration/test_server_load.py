@@ -401,7 +401,7 @@ def _after_interrupt_runs_clean(server, references, label):
         assert torch.equal(latent, references[name][0]), f"after the interrupt {label}, {name} differs from alone"
         if name == "stock":
             seen = entry["outputs"]["18"]
-            assert seen["sampler_sample_wrappers"] == [] and "noise_semantics" not in seen["transformer_options"], seen
+            assert seen["sampler_sample_wrappers"] == [] and "noise_semantics" not in seen["model_options"], seen
 
 
 def test_interrupt_during_probing_then_the_next_prompts_run_clean(server, references):

@@ -95,7 +95,7 @@ class NSTestInspectModel:
         sampler_sample = sorted(model.wrappers.get(pe.WrappersMP.SAMPLER_SAMPLE, {}))
         topts = sorted(model.model_options.get("transformer_options", {}))
         return {"ui": {"sampler_sample_wrappers": sampler_sample, "transformer_options": topts,
-                       "label": [label]}}
+                       "model_options": sorted(model.model_options), "label": [label]}}
 
 
 NODE_CLASS_MAPPINGS = {**stand_ins.NODE_CLASS_MAPPINGS, **probes.TEST_NODES,

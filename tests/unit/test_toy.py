@@ -1,4 +1,4 @@
-"""The paper's Figure 2 toy (benchmarks/toy.py --quick, about 20 s): the sign of the injection and
+"""The paper's Figure 2 toy (python -m benchmarks.toy --quick, about 20 s): the sign of the injection and
 the noise-semantic mismatch effect, as orderings of measured numbers (no timing). Pure torch: no
 ComfyUI."""
 import json
@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_toy_quick_orders_as_the_paper_and_settles_the_sign(tmp_path):
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "toy.py"), "--quick", "--out", str(tmp_path)],
+    subprocess.run([sys.executable, "-m", "benchmarks.toy", "--quick", "--out", str(tmp_path)], cwd=ROOT,
                    check=True, capture_output=True, timeout=600)
     rows = {r["name"]: r for r in json.loads((tmp_path / "toy_quick.json").read_text())["rows"]}
     pick = lambda prefix: next(r for n, r in rows.items() if n.startswith(prefix))

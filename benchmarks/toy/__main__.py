@@ -1,0 +1,4 @@
+"""python -m benchmarks.toy"""
+from benchmarks.toy.cli import main
+
+main()
