@@ -149,12 +149,25 @@ def plot(out: dict, path) -> None:
     import matplotlib.pyplot as plt
     kinds = list(out["kinds"])
     splits = list(next(iter(out["kinds"].values()))["analysis"])
-    fig, axes = plt.subplots(len(kinds), 2 * len(splits), figsize=(6 * len(splits) * 2, 4.5 * len(kinds)),
+    fig, axes = plt.subplots(len(kinds), 3 * len(splits), figsize=(5.5 * len(splits) * 3, 4.5 * len(kinds)),
                              squeeze=False)
     for i, kind in enumerate(kinds):
         for j, split in enumerate(splits):
             a = out["kinds"][kind]["analysis"][split]
-            ax_d, ax_e = axes[i, 2 * j], axes[i, 2 * j + 1]
+            ax_d, ax_e, ax_h = axes[i, 3 * j], axes[i, 3 * j + 1], axes[i, 3 * j + 2]
+            if "headroom" in a:
+                hs = a["headroom"]["stock"]
+                ax_h.plot([s["cfg"] for s in hs], [s["stock"] for s in hs], "k-o", label="stock")
+                for m, style in ((2, ":"), (4, "--"), (8, "-.")):
+                    ys = [s["oracle"].get(m, s["oracle"].get(str(m))) for s in hs]
+                    if all(y is not None for y in ys):
+                        ax_h.plot([s["cfg"] for s in hs], ys, "k" + style, label=f"oracle best of {m}")
+                for c in a["headroom"]["capture"]:
+                    ax_h.scatter([c["cfg"]], [c["delta"] + next(s["stock"] for s in hs if s["cfg"] == c["cfg"])],
+                                 s=10, alpha=0.6)
+                ax_h.set(xscale="log", xlabel="cfg", ylabel="all attributes right",
+                         title="headroom: stock, oracle best of m, methods (dots)")
+                ax_h.legend(fontsize=6)
             st = sorted(a["stock"], key=lambda s: s["cfg"])
             ax_d.plot([s["diversity"] for s in st], [s["attrs"]["all"] for s in st], "k-o", label="stock (cfg sweep)")
             for s in st:
