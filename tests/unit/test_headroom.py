@@ -95,8 +95,22 @@ def test_steps_frontier_compares_at_equal_evaluations():
     pts = {p["method"]: p for p in a["points"]}
     e = pts["screen m=4"]["equal_evals"]
     assert e["stock_at"] == pytest.approx(on_curve) and not e["flag"]
-    assert pts["screen m=4"]["next_stock"]["steps"] == 8
+    assert pts["screen m=4"]["best_cheaper"]["steps"] == 4
     assert pts["screen m=4"]["same_steps"]["m"] == 4
     assert pts["inject guided 0.3"]["equal_evals"]["ci"][0] > 0
     assert "FASTER" in a["verdicts"]["inject guided 0.3"]
-    assert pts["erase n=4"]["equal_evals"]["flag"].startswith("more") and "next_stock" not in pts["erase n=4"]
+    assert pts["erase n=4"]["equal_evals"]["flag"].startswith("more") and pts["erase n=4"]["best_cheaper"]["steps"] == 8
+
+
+def test_steps_frontier_is_stocks_best_for_the_budget():
+    """Where more steps make stock worse, its frontier keeps the fewer steps' accuracy."""
+    P, N = 20, 10
+    rng = np.random.default_rng(3)
+    hi = rng.random((P, N)) < 0.8
+    lo = hi & (rng.random((P, N)) < 0.5)
+    mid = hi.copy()
+    mid[: P // 2] = lo[: P // 2]
+    runs = [_run(hi, 8, steps=4), _run(lo, 16, steps=8), _run(mid, 16, steps=4, candidates=4)]
+    p = steps.analyse(runs, reps=300)["points"][0]
+    assert p["equal_evals"]["stock_at"] == pytest.approx(hi.mean()) and p["equal_evals"]["delta"] < 0
+    assert p["best_cheaper"]["steps"] == 4 and p["same_steps"]["delta"] < 0
