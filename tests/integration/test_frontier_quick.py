@@ -25,6 +25,7 @@ def test_quick_frontier_run_writes_both_tasks(tmp_path):
                 # headroom from the stored verdicts: one capture per refined run, reseed controls
                 h = a["headroom"]
                 assert len(h["capture"]) == len(a["points"]) and h["reseed"] and h["stock"]
+                assert all("capture_of_4" in c for c in h["capture"])  # quick runs keep >= 4 noises
                 assert all(s["oracle"]["2"] >= s["stock"] for s in h["stock"])
         md = (tmp_path / f"frontier_quick_{task}.md").read_text()
         assert "### Verdicts" in md and (tmp_path / f"frontier_quick_{task}.png").stat().st_size > 1000
