@@ -3,8 +3,11 @@
     .venv/bin/python -m benchmarks.frontier.run                 # both tasks, both model kinds
     .venv/bin/python -m benchmarks.frontier.run --quick         # CI smoke run (~2 min)
     .venv/bin/python -m benchmarks.frontier.run --tasks digits --kinds eps
+    .venv/bin/python -m benchmarks.frontier.run --steps-frontier   # accuracy against evaluations over steps
+    .venv/bin/python -m benchmarks.frontier.run --reanalyse        # tables and plots from the saved JSON
 
-Writes benchmarks/results/frontier_<task>.{md,json,png} (quick: frontier_quick_*)."""
+Writes benchmarks/results/frontier_<task>.{md,json,png} (quick: frontier_quick_*), and with
+--steps-frontier frontier_steps_<task>.{md,json,png}."""
 from __future__ import annotations
 
 import argparse
@@ -33,14 +36,24 @@ def main(argv=None):
                     help="write frontier_summary.md (the README's verdict table) from the saved JSONs")
     ap.add_argument("--reanalyse", action="store_true",
                     help="rebuild the tables and plots from the saved JSON (no sampling)")
+    ap.add_argument("--steps-frontier", action="store_true",
+                    help="the shortened-trajectory frontier: accuracy against evaluations over step counts")
+    ap.add_argument("--cfgs", nargs="+", type=float, help="--steps-frontier: only these cfgs (default per task)")
     args = ap.parse_args(argv)
     if args.reanalyse:
         return reanalyse(args)
+    if args.steps_frontier:
+        return steps_frontier(args, argv)
     if args.summary:
         from . import report
+        from . import steps
         outs = [json.loads((args.out / f"frontier_{t}.json").read_text()) for t in args.tasks]
-        (args.out / "frontier_summary.md").write_text(report.summary(outs))
-        print(report.summary(outs))
+        text = report.summary(outs) + "\n" + report.headroom_summary(outs)
+        souts = [json.loads(p.read_text()) for t in args.tasks if (p := args.out / f"frontier_steps_{t}.json").exists()]
+        if souts:
+            text += "\n" + steps.summary(souts)
+        (args.out / "frontier_summary.md").write_text(text)
+        print(text)
         return None
     command = "python -m benchmarks.frontier.run " + " ".join(argv if argv is not None else sys.argv[1:])
     sys.path.insert(0, str(ROOT / "tests"))
@@ -97,9 +110,62 @@ def main(argv=None):
         write(args.out / stem, out, report)
 
 
+def steps_frontier(args, argv) -> None:
+    """Runs every (cfg, model kind) section of plan.STEPS and rewrites the task's steps report after
+    each one, so a long run can be read while it goes; a rerun of some cfgs / kinds merges into the
+    sections already saved."""
+    command = "python -m benchmarks.frontier.run " + " ".join(argv if argv is not None else sys.argv[1:])
+    sys.path.insert(0, str(ROOT / "tests"))
+    import host
+    nodes = host.boot()
+    import torch
+    torch.set_num_threads(1)
+    import comfy.utils
+    comfy.utils.PROGRESS_BAR_ENABLED = False
+    from . import plan, steps
+    from .experiment import Config, Runner, to_json
+    from .tasks import get_task
+
+    for tname in args.tasks:
+        spec = plan.STEPS[tname] | (plan.STEPS[tname]["quick"] if args.quick else {})
+        task = get_task(tname)
+        prompts = task.prompts("heldout", spec["heldout"]) if tname == "compositional" else task.prompts()
+        split = "heldout" if tname == "compositional" else "all"
+        noises = args.noises or spec["noises"]
+        meta = {"task": tname, "quick": args.quick, "seed": args.seed, "noises": noises, "prompts": len(prompts),
+                "split": split, "steps": spec["steps"], "method_steps": spec["method_steps"],
+                "torch": torch.__version__, "command": command}
+        stem = args.out / (f"frontier_quick_steps_{tname}" if args.quick else f"frontier_steps_{tname}")
+        runners = {}
+        for cfg in args.cfgs or spec["cfgs"]:
+            for kind in args.kinds:
+                if kind not in runners:
+                    runners[kind] = Runner(nodes, task, kind, noises, max(spec["steps"]), args.seed, prompts)
+                runner, t0, runs = runners[kind], time.perf_counter(), []
+                configs = [Config(cfg, steps=s) for s in spec["steps"]]
+                configs += [c for s in spec["method_steps"] for c in plan.steps_method_configs(cfg, s)]
+                for c in configs:
+                    runs.append(runner.run(c))
+                    print(f"[steps {tname}/{kind}] {c.label()}: {runs[-1].summary()} evals {runs[-1].evals:g} "
+                          f"({runs[-1].wall:.1f} s)", flush=True)
+                section = {"kind": kind, "cfg": cfg, "command": command, "wall_s": round(time.perf_counter() - t0, 1),
+                           "runs": [to_json(r, {split: list(range(len(prompts)))}) for r in runs]}
+                section["analysis"] = steps.analyse(runs)
+                args.out.mkdir(parents=True, exist_ok=True)
+                steps.write(stem, meta, section)
+                print(f"[steps {tname}/{kind}] cfg {cfg:g} done in {section['wall_s']:.0f} s", flush=True)
+
+
 def reanalyse(args) -> None:
     from . import report
     from .experiment import from_json
+    if args.steps_frontier:
+        from . import steps
+        for tname in args.tasks:
+            stem = args.out / (f"frontier_quick_steps_{tname}" if args.quick else f"frontier_steps_{tname}")
+            if stem.with_suffix(".json").exists():
+                steps.reanalyse(stem)
+        return
     for tname in args.tasks:
         stem = args.out / (f"frontier_quick_{tname}" if args.quick else f"frontier_{tname}")
         out = json.loads(stem.with_suffix(".json").read_text())
