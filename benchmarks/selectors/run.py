@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -72,11 +73,21 @@ def main(argv=None):
     ap.add_argument("--tasks", nargs="+", default=["compositional", "digits"])
     ap.add_argument("--kinds", nargs="+", default=["eps", "flow"])
     ap.add_argument("--no-shifts", action="store_true", help="skip the flow model at shifts 3 and 8")
+    ap.add_argument("--shifts-only", action="store_true", help="only the flow model's shifted runs")
+    ap.add_argument("--merge", nargs="+", type=Path, help="combine the raw runs of these JSONs into --out's files")
     ap.add_argument("--reanalyse", action="store_true")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
     stem = args.out / ("selectors_quick" if args.quick else "selectors")
     from . import report
+    if args.merge:
+        raws = [json.loads(p.read_text()) for p in args.merge]
+        raw = {"meta": raws[0]["meta"] | {"command": "python -m benchmarks.selectors (merged: " + "; ".join(
+            r["meta"]["command"].replace("python -m benchmarks.selectors ", "") for r in raws) + ")",
+            "wall_s": round(sum(r["meta"].get("wall_s", 0) for r in raws), 1)}, "runs": [x for r in raws for x in r["runs"]]}
+        args.out.mkdir(parents=True, exist_ok=True)
+        stem.with_suffix(".json").write_text(json.dumps(raw))
+        return write(stem, report.analyse_all(raw))
     if args.reanalyse:
         raw = json.loads(stem.with_suffix(".json").read_text())
         return write(stem, report.analyse_all(raw))
@@ -99,7 +110,7 @@ def main(argv=None):
         for kind in args.kinds:
             base = task.load(kind)
             cfgs = [USUAL[tname]] if args.quick else [2.0, USUAL[tname]]
-            for cfg in cfgs:
+            for cfg in ([] if args.shifts_only else cfgs):
                 ok, scores, wall = one_pass(nodes, task, kind, base, prompts, N, steps, 7, cfg, text_tokens)
                 stored = None if args.quick else stored_verdicts(tname, kind, cfg)
                 match = None if stored is None else float((ok == torch.tensor(stored).bool()).float().mean())
@@ -111,7 +122,10 @@ def main(argv=None):
             if tname == "compositional" and kind == "flow" and not args.quick and not args.no_shifts:
                 import comfy_extras.nodes_model_advanced as adv
                 for shift in SHIFTS:
-                    shifted = adv.ModelSamplingSD3().patch(base, shift)[0]
+                    # ModelSamplingFlux (the FLUX class's own sampling, timestep = sigma) with a constant
+                    # shift: mu = ln(shift), so sigma(t) = shift t / (1 + (shift - 1) t) as SD3's shift.
+                    mu = math.log(shift)
+                    shifted = adv.ModelSamplingFlux().patch(base, mu, mu, 64, 32)[0]
                     ok, scores, wall = one_pass(nodes, task, kind, shifted, prompts, N, steps, 7, USUAL[tname],
                                                 text_tokens, extra_sigmas=(0.6,))
                     print(f"[{tname}/{kind} shift {shift:g}] stock acc {float(ok.float().mean()):.3f}, {wall:.0f} s", flush=True)

@@ -85,7 +85,7 @@ def expected(rec, z0, pack: Pack):
     for c in cands:
         dirs, conf = [], 0.0
         for tau, w in zip(sched.taus, sched.weights):
-            sig = torch.full((c.shape[0],), min(float(ms.percent_to_sigma(1 - tau)), float(ms.sigma_max)))
+            sig = torch.full((c.shape[0],), probes.probe_sigma(ms, tau))
             x = c / ms.calculate_input(sig, torch.ones_like(c))
             seen, mo = {}, dict(extra["model_options"])
             if pack.candidates > 1:
@@ -400,7 +400,7 @@ def test_context_windows_in_both_orders():
             # windows stop on a sigma they cannot find); the static schedule ignores the step.
             topts = rec["extra_args"]["model_options"]["transformer_options"]
             sig, ms = topts["sample_sigmas"], rec["guider"].inner_model.model_sampling
-            probe = [min(float(ms.percent_to_sigma(1 - t)), float(ms.sigma_max)) for t in schedule().taus]
+            probe = [probes.probe_sigma(ms, t) for t in schedule().taus]
             topts["sample_sigmas"] = torch.cat([sig, torch.tensor(probe, dtype=sig.dtype)])
             try:
                 return expected(rec, stock_noise, pack)
