@@ -19,8 +19,9 @@ class NoiseSemanticInject(io.ComfyNode):
                          "(with the sampler's CFG). candidates > 1 screens: it probes that many noises per image "
                          "(the sampler's own first) and keeps the one whose own content already agrees best with "
                          "the prompt. strength > 0 adds the paper's Semantic Injection, z' = (z + strength * e) / "
-                         "sqrt(1 + strength^2). At its defaults it changes nothing: measured, nothing beat keeping "
-                         "the cfg at the cfg people use (help page). Runs after Noise Semantic Erase."),
+                         "sqrt(1 + strength^2). At its defaults it changes nothing: at the cfg people use no setting "
+                         "gained beyond noise (best pick of 4 noises +0.03 [-0.01, +0.08] accuracy; help page). "
+                         "Runs after Noise Semantic Erase."),
             inputs=[
                 io.Model.Input("model", tooltip="The diffusion model to patch (SDXL, FLUX, WAN, ...)."),
                 io.Float.Input("strength", default=0.0, min=0.0, max=4.0, step=0.01,

@@ -79,18 +79,26 @@ def markdown(result: dict) -> str:
         out.append(f"| {v['task']} | {v['kind']} | {v['cfg']:g} | {v['shift'] or 1:g} | {v['stock']:.3f} | " +
                    ("n/a" if v["stored_match"] is None else f"{v['stored_match']:.4f}") + " |")
     rows = result["analysis"]
+    out += summary(rows)
+    out += validation(result.get("validate") or [])
     keys = sorted({(r["task"], r["kind"], r["cfg"], r["shift"] or 1.0, r["split"]) for r in rows},
                   key=lambda k: (k[0], k[1], k[3], k[4] != "heldout" and k[4] != "all", -k[2]))
     for key in keys:
         sel = [r for r in rows if (r["task"], r["kind"], r["cfg"], r["shift"] or 1.0, r["split"]) == key]
         task, kind, cfg, shift, split = key
         orc = {r["m"]: r for r in sel if r["score"] == "random reseed"}
-        out += ["", f"## {task}, {kind} model, {split} prompts, cfg {cfg:g}" + (f", shift {shift:g}" if shift != 1 else ""), "",
-                f"stock {orc[2]['stock']:.3f}; oracle best of 2 {orc[2]['oracle']:.3f}, of 4 {orc[4]['oracle']:.3f}.", "",
+        title = f"### {task}, {kind} model, {split} prompts, cfg {cfg:g}" + (f", shift {shift:g}" if shift != 1 else "")
+        head = (f"stock {orc[2]['stock']:.3f}; oracle best of 2 {orc[2]['oracle']:.3f}, of 4 {orc[4]['oracle']:.3f}.")
+        if split == "seen" or orc[4]["oracle"] - orc[4]["stock"] < 0.02:
+            out += ["", title, "", head + " Headroom under 0.02: no table."]
+            continue
+        out += ["", title, "", head, "",
                 "| score | rule | evals | auc | within | m=2 change | m=2 capture | m=4 change | m=4 capture |",
                 "|---|---|---|---|---|---|---|---|---|"]
         by = {}
         for r in sel:
+            if DETAIL_SKIP(r["score"]):
+                continue
             by.setdefault((r["score"], r["rule"]), {})[r["m"]] = r
         order = sorted(by, key=lambda k: (k[0] != "random reseed", -(by[k][4].get("capture") or -9)
                                           if not math.isnan(by[k][4].get("capture", float("nan"))) else 9))
@@ -99,3 +107,76 @@ def markdown(result: dict) -> str:
             out.append(f"| {k[0]} | {k[1]} | {r2['evals']} | {f(r2.get('auc'))} | {f(r2.get('auc_within'))} | "
                        f"{ci(r2, 'delta')} | {ci(r2, 'capture')} | {ci(r4, 'delta')} | {ci(r4, 'capture')} |")
     return "\n".join(out) + "\n"
+
+
+def DETAIL_SKIP(name):
+    """Attention scores at lookahead steps 1, 3, 4 and classifier margins other than 0.05: in the JSON only."""
+    return any(name.startswith(f"look{k}_attn") for k in (1, 3, 4))
+
+
+SUMMARY_RUNS = [("eps", 4.5), ("flow", 4.5), ("eps", 2.0), ("flow", 2.0)]
+
+
+def summary(rows) -> list:
+    """One line per score over the compositional held-out runs: within-prompt AUC and m=4 / m=2 change."""
+    sel = [r for r in rows if r["task"] == "compositional" and r["split"] == "heldout" and r["rule"] == "min"
+           and r["shift"] is None]
+    if not sel:
+        return []
+    tab = {}
+    for r in sel:
+        tab.setdefault(r["score"], {})[(r["kind"], r["cfg"], r["m"])] = r
+    out = ["", "## Summary: compositional task, held-out prompts", "",
+           "Within-prompt AUC, and change of accuracy vs stock when the score picks among 4 / 2 of the stored "
+           "noises (95 % interval in the tables below). Sorted by the mean m=4 change at cfg 4.5.", "",
+           "| score | evals/cand. | " + " | ".join(f"{k} cfg {c:g}: within, m=4, m=2" for k, c in SUMMARY_RUNS) + " |",
+           "|---|---|" + "---|" * len(SUMMARY_RUNS)]
+    lines = []
+    for name, t in tab.items():
+        if not all((k, c, 4) in t for k, c in SUMMARY_RUNS):
+            continue
+        key = sum(t[(k, c, 4)]["delta"] for k, c in SUMMARY_RUNS[:2])
+        cells = [f"{f(t[(k, c, 4)].get('auc_within'))}, {t[(k, c, 4)]['delta']:+.3f}, {t[(k, c, 2)]['delta']:+.3f}"
+                 for k, c in SUMMARY_RUNS]
+        ev = t[(SUMMARY_RUNS[0][0], SUMMARY_RUNS[0][1], 4)]["evals"]
+        lines.append((-key if name != "random reseed" else -99, f"| {name} | {ev} | " + " | ".join(cells) + " |"))
+    out += [ln for _, ln in sorted(lines)]
+    sh = [r for r in rows if r["task"] == "compositional" and r["kind"] == "flow" and r["split"] == "heldout"
+          and r["rule"] == "min" and r["cfg"] == 4.5 and r["m"] == 4]
+    shifts = sorted({r["shift"] or 1.0 for r in sh})
+    if len(shifts) > 1:
+        out += ["", "## Probe times at the shifts real flow models use (issue 18 item 6)", "",
+                "Flow model, held-out prompts, cfg 4.5, sampled at each shift (ModelSamplingFlux with a constant "
+                "shift; verdicts from that run). `conflict@0.6`: the probe at tau 0.6 through the shifted schedule "
+                "(percent_to_sigma: sigma 0.6 / 0.82 / 0.92 at shift 1 / 3 / 8, the pack before this study); "
+                "`conflict@s0.6`: at sigma 0.6 whatever the shift (the pack now, `patch.probe_sigma`); "
+                "`conflict@1`: at sigma_max. Cells: within-prompt AUC, pooled AUC, m=4 change [95 %].", "",
+                "| shift | stock | oracle of 4 | conflict@0.6 | conflict@s0.6 | conflict@1 |", "|---|---|---|---|---|---|"]
+        for shv in shifts:
+            rs = {r["score"]: r for r in sh if (r["shift"] or 1.0) == shv}
+            if "conflict@s0.6" not in rs and shv == 1.0:
+                rs["conflict@s0.6"] = rs.get("conflict@0.6")
+            cell = lambda r: "n/a" if r is None else f"{f(r['auc_within'])}, {f(r['auc'])}, {ci(r, 'delta')}"
+            st = rs["conflict@0.6"]
+            out.append(f"| {shv:g} | {st['stock']:.3f} | {st['oracle']:.3f} | {cell(rs.get('conflict@0.6'))} | "
+                       f"{cell(rs.get('conflict@s0.6'))} | {cell(rs.get('conflict@1'))} |")
+    return out
+
+
+def validation(vals) -> list:
+    """End-to-end runs (benchmarks/selectors/validate.py): the pack's own screening through the real nodes."""
+    if not vals:
+        return []
+    out = ["", "## End to end through the nodes, at the usual cfg", "",
+           "`python -m benchmarks.selectors.validate`: Temporal Weight Schedule (one probe at tau) -> Noise Semantic "
+           "Inject (strength 0, candidates m) -> KSampler, same prompts and noises as stock; the extra candidates are "
+           "the pack's own new noises, so this is an independent replication of the offline picks. Change vs stock "
+           "at the same cfg, 95 % bootstrap over prompts.", "",
+           "| task | model | cfg | setting | evals (stock) | split: acc, change [95 %] |", "|---|---|---|---|---|---|"]
+    for v in vals:
+        for r in v["rows"]:
+            cells = "; ".join(f"{s}: {r[s]['acc']:.3f} vs {v['stock'][s]:.3f}, {r[s]['delta']:+.3f} "
+                              f"[{r[s]['delta_ci'][0]:+.3f}, {r[s]['delta_ci'][1]:+.3f}]" for s in v["stock"])
+            out.append(f"| {v['task']} | {v['kind']} | {v['cfg']:g} | screen m={r['candidates']} at tau {r['tau']:g} | "
+                       f"{r['evals']:g} ({r['stock_evals']:g}) | {cells} |")
+    return out

@@ -70,20 +70,25 @@ def one_pass(nodes, task, kind, base, prompts, N, steps, seed, cfg, text_tokens,
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--tasks", nargs="+", default=["compositional", "digits"])
+    ap.add_argument("--tasks", nargs="+", help="default: compositional and digits (quick: compositional)")
     ap.add_argument("--kinds", nargs="+", default=["eps", "flow"])
     ap.add_argument("--no-shifts", action="store_true", help="skip the flow model at shifts 3 and 8")
     ap.add_argument("--shifts-only", action="store_true", help="only the flow model's shifted runs")
     ap.add_argument("--merge", nargs="+", type=Path, help="combine the raw runs of these JSONs into --out's files")
     ap.add_argument("--reanalyse", action="store_true")
+    ap.add_argument("--md", action="store_true", help="only rewrite the .md from the saved JSON (and validate JSONs)")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
+    args.tasks = args.tasks or (["compositional"] if args.quick else ["compositional", "digits"])
+    command = "python -m benchmarks.selectors " + " ".join(argv if argv is not None else sys.argv[1:])
     stem = args.out / ("selectors_quick" if args.quick else "selectors")
     from . import report
+    if args.md:
+        js = json.loads(stem.with_suffix(".json").read_text())
+        return write_md(stem, js)
     if args.merge:
         raws = [json.loads(p.read_text()) for p in args.merge]
-        raw = {"meta": raws[0]["meta"] | {"command": "python -m benchmarks.selectors (merged: " + "; ".join(
-            r["meta"]["command"].replace("python -m benchmarks.selectors ", "") for r in raws) + ")",
+        raw = {"meta": raws[0]["meta"] | {"command": "python -m benchmarks.selectors (run per task and kind, then --merge)",
             "wall_s": round(sum(r["meta"].get("wall_s", 0) for r in raws), 1)}, "runs": [x for r in raws for x in r["runs"]]}
         args.out.mkdir(parents=True, exist_ok=True)
         stem.with_suffix(".json").write_text(json.dumps(raw))
@@ -100,7 +105,6 @@ def main(argv=None):
     comfy.utils.PROGRESS_BAR_ENABLED = False
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from frontier.tasks import get_task
-    command = "python -m benchmarks.selectors " + " ".join(argv if argv is not None else sys.argv[1:])
     raw = {"meta": {"command": command, "quick": args.quick, "seed": 7, "torch": torch.__version__}, "runs": []}
     t_all = time.perf_counter()
     for tname in args.tasks:
@@ -109,7 +113,7 @@ def main(argv=None):
         text_tokens = 4 if tname == "compositional" else None
         for kind in args.kinds:
             base = task.load(kind)
-            cfgs = [USUAL[tname]] if args.quick else [2.0, USUAL[tname]]
+            cfgs = [2.0] if args.quick else [2.0, USUAL[tname]]
             for cfg in ([] if args.shifts_only else cfgs):
                 ok, scores, wall = one_pass(nodes, task, kind, base, prompts, N, steps, 7, cfg, text_tokens)
                 stored = None if args.quick else stored_verdicts(tname, kind, cfg)
@@ -139,9 +143,19 @@ def main(argv=None):
 
 
 def write(stem, result):
-    from . import report
-    stem.with_suffix(".md").write_text(report.markdown(result))
     js = json.loads(stem.with_suffix(".json").read_text())
     js["analysis"] = result["analysis"]
     stem.with_suffix(".json").write_text(json.dumps(js))
+    write_md(stem, js)
+
+
+def write_md(stem, js):
+    import torch
+    from . import report
+    result = {"meta": js["meta"], "analysis": js["analysis"],
+              "verify": [{k: r[k] for k in ("task", "kind", "cfg", "shift", "stored_match")}
+                         | {"stock": float(torch.tensor(r["ok"]).float().mean())} for r in js["runs"]],
+              "validate": [json.loads(p.read_text()) for p in sorted(stem.parent.glob(
+                  "selectors_validate_quick_*.json" if "quick" in stem.name else "selectors_validate_[cd]*.json"))]}
+    stem.with_suffix(".md").write_text(report.markdown(result))
     print(f"wrote {stem}.md/.json")
