@@ -194,8 +194,13 @@ def test_model_patch_and_pack_in_both_orders(combo):
         # (a) the refinement applies, through the combined model
         assert not torch.allclose(noise, stock_noise)
         assert torch.allclose(noise, exp, atol=2e-4), (order, float((noise - exp).abs().max()))
-        # the probes saw the other patch: the refined noise is not the one the pack alone gives
-        assert not torch.allclose(noise, pack_noise), order
+        if combo.startswith("model_sampling"):
+            # a shift only moves the sampler's steps: on rectified flow the probes sit at sigma = tau
+            # whatever the shift (patch.probe_sigma, issue 18 item 6), so the refined noise is the pack's own
+            assert torch.allclose(noise, pack_noise, atol=2e-4), order
+        else:
+            # the probes saw the other patch: the refined noise is not the one the pack alone gives
+            assert not torch.allclose(noise, pack_noise), order
         # (b) the other patch still works
         assert not torch.allclose(out, pack_out), order
     # (c) the order on the wire changes nothing
