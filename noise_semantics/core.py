@@ -289,6 +289,35 @@ def conflict(cond_denoised: torch.Tensor, uncond_denoised: torch.Tensor, segment
     return 1.0 - torch.nn.functional.cosine_similarity(c, u, dim=1, eps=1e-12)
 
 
+def classifier_score(cond_denoised: torch.Tensor, uncond_denoised: torch.Tensor, x0: torch.Tensor,
+                     segments=None) -> torch.Tensor:
+    """Per sample, the diffusion classifier of Li et al. 2023 ("Your Diffusion Model is Secretly a
+    Zero-Shot Classifier") for the prompt against the empty (negative) prompt: ``x0`` is an image the
+    candidate leads to (e.g. its predicted x0), re-noised and denoised once with each prompt;
+    ``(err_c - err_u) / (err_c + err_u)`` with err the squared error of each prediction against x0. In
+    [-1, 1], scale-free; lower = the prompt explains x0 better than the empty prompt does. With
+    ``segments``: the mean of the sub-latents' scores."""
+    if segments is not None:
+        parts = zip(_pieces(cond_denoised, segments), _pieces(uncond_denoised, segments), _pieces(x0, segments))
+        return torch.stack([classifier_score(c, u, x) for c, u, x in parts], 0).mean(0)
+    b = x0.shape[0]
+    x = x0.reshape(b, -1).to(torch.float32)
+    ec = (cond_denoised.reshape(b, -1).to(torch.float32) - x).pow(2).sum(1)
+    eu = (uncond_denoised.reshape(b, -1).to(torch.float32) - x).pow(2).sum(1)
+    return (ec - eu) / (ec + eu).clamp_min(1e-12)
+
+
+def x0_disagreement(predictions: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Per sample, 1 - the mean pairwise cosine of centred x0 predictions of one noise (e.g. at several
+    probe times): 0 = every probe sees the same image."""
+    b = predictions[0].shape[0]
+    flat = [p.reshape(b, -1).to(torch.float32) for p in predictions]
+    flat = [f - f.mean(1, keepdim=True) for f in flat]
+    sims = [torch.nn.functional.cosine_similarity(flat[i], flat[j], dim=1, eps=1e-12)
+            for i in range(len(flat)) for j in range(i + 1, len(flat))]
+    return 1.0 - torch.stack(sims, 0).mean(0)
+
+
 PROBE_INPUTS = ("noise", "sampler")
 
 

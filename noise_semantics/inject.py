@@ -19,9 +19,10 @@ class NoiseSemanticInject(io.ComfyNode):
                          "(with the sampler's CFG). candidates > 1 screens: it probes that many noises per image "
                          "(the sampler's own first) and keeps the one whose own content already agrees best with "
                          "the prompt. strength > 0 adds the paper's Semantic Injection, z' = (z + strength * e) / "
-                         "sqrt(1 + strength^2). At its defaults it changes nothing: at the cfg a model is usually "
-                         "run at, no setting fixed more images than it broke in our benchmarks (help page). Runs "
-                         "after Noise Semantic Erase."),
+                         "sqrt(1 + strength^2). At its defaults it changes nothing: at the cfg people use no setting "
+                         "gained beyond noise (picking the best of 4 noises: +0.03 [-0.01, +0.08] accuracy offline, "
+                         "+0.00 [-0.02, +0.02] through this node; help page). "
+                         "Runs after Noise Semantic Erase."),
             inputs=[
                 io.Model.Input("model", tooltip="The diffusion model to patch (SDXL, FLUX, WAN, ...)."),
                 io.Float.Input("strength", default=0.0, min=0.0, max=4.0, step=0.01,

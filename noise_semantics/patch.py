@@ -23,6 +23,7 @@ import torch
 
 import comfy.model_base
 import comfy.model_management
+import comfy.model_sampling
 import comfy.patcher_extension
 import comfy.utils
 
@@ -453,6 +454,23 @@ def step_state_kept(guider, model_options: dict):
                 ctrl.cond_hint = hint
 
 
+def probe_sigma(model_sampling, tau: float) -> float:
+    """The sigma of a probe at normalized time ``tau`` (1 = pure noise), defined so that a setting means
+    the same signal-to-noise ratio on every rectified-flow model whatever its shift (issue 18 item 6).
+
+    Rectified flow (ComfyUI's CONST sampling: FLUX, SD3, WAN, ...): x = (1 - sigma) x0 + sigma n, so
+    sigma itself is the noise fraction and ``sigma = tau`` (SNR ((1 - tau) / tau)^2). The shift only
+    moves where the sampler's steps fall; through ``percent_to_sigma`` a probe at tau 0.6 would sit at
+    sigma 0.82 on FLUX-like shift 3 and 0.92 on WAN's shift 8, where the screening score measured weaker
+    (benchmarks/results/selectors.md). Other families (eps, v): ``percent_to_sigma(1 - tau)``, the
+    fraction of the model's own noise schedule, which no shift node moves; clamped to sigma_max
+    (percent 0 is a 'max denoise' sentinel, 1e9, on discrete models)."""
+    sigma_max = float(model_sampling.sigma_max)
+    if isinstance(model_sampling, comfy.model_sampling.CONST):
+        return min(max(float(tau), float(model_sampling.sigma_min)), sigma_max)
+    return min(float(model_sampling.percent_to_sigma(1.0 - tau)), sigma_max)
+
+
 def cfg_rows(guider, branches: bool) -> int:
     """Evaluations per probe and noise: CFG's two branches, or one where ComfyUI skips the
     unconditional branch (cfg 1) and the probes do not read it."""
@@ -497,8 +515,7 @@ def probe_with_model(guider, extra_args, z: torch.Tensor, settings: dict, body, 
         model_options["disable_cfg1_optimization"] = True
 
     def sigma_of_tau(tau: float) -> float:
-        # percent_to_sigma(0) is a 'max denoise' sentinel (1e9) for discrete models: clamp.
-        return min(float(ms.percent_to_sigma(1.0 - tau)), sigma_max)
+        return probe_sigma(ms, tau)
 
     windows = model_options.get("context_handler") is not None
     own = model_options.get("transformer_options", {}).get("sample_sigmas")

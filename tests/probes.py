@@ -8,9 +8,18 @@ wrapper and an APPLY_MODEL wrapper on a model clone), never by replacing ComfyUI
 """
 from __future__ import annotations
 
+import comfy.model_sampling
 import comfy.patcher_extension as pe
 
 RECORDS: dict[str, list] = {}
+
+
+def probe_sigma(ms, tau: float) -> float:
+    """The probe sigma the pack must use at normalized time tau, written out independently: rectified
+    flow (CONST) sigma = tau whatever the shift; other families the fraction of their own schedule."""
+    if isinstance(ms, comfy.model_sampling.CONST):
+        return min(max(float(tau), float(ms.sigma_min)), float(ms.sigma_max))
+    return min(float(ms.percent_to_sigma(1 - tau)), float(ms.sigma_max))
 
 
 def _recorder(label, inspect):

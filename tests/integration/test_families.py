@@ -69,7 +69,7 @@ def expected(rec, lat, sched):
         c = core.erase(c, SEED, N, True)
         dirs, conf = [], 0
         for tau, w in zip(sched.taus, sched.weights):
-            sig = torch.full((c.shape[0],), min(float(ms.percent_to_sigma(1 - tau)), float(ms.sigma_max)))
+            sig = torch.full((c.shape[0],), probes.probe_sigma(ms, tau))
             x = c / ms.calculate_input(sig, torch.ones_like(c))
             d, dc, du = predict(x, sig)
             dirs.append(core.semantic_direction(d, x, sig))

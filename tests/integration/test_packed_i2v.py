@@ -132,7 +132,7 @@ def one_latent_path(rec, lat):
     ms = rec["guider"].inner_model.model_sampling
     z = comfy.sample.prepare_noise(lat, SEED)
     cands = [core.erase(c, SEED, ERASE_N) for c in core.candidate_noises(z, SEED, CANDIDATES)]
-    sigma_of_tau = lambda tau: min(float(ms.percent_to_sigma(1.0 - tau)), float(ms.sigma_max))
+    sigma_of_tau = lambda tau: probes.probe_sigma(ms, tau)
     c_in = lambda sig: ms.calculate_input(sig, torch.ones((sig.shape[0],) + (1,) * (z.ndim - 1))).reshape(-1)
     return core.refine_inject(cands[0], core.DEFAULT_SCHEDULE, STRENGTH, sigma_of_tau, c_in, probes.branch_predict(rec),
                               candidates=cands)
@@ -202,7 +202,7 @@ def expected_packed(rec, lat, candidates, strength):
     tau = core.DEFAULT_SCHEDULE.taus[0]
     results = []
     for c in cands:
-        sig = torch.full((c.shape[0],), min(float(ms.percent_to_sigma(1 - tau)), float(ms.sigma_max)))
+        sig = torch.full((c.shape[0],), probes.probe_sigma(ms, tau))
         x = c / ms.calculate_input(sig, torch.ones_like(c))
         d, dc, du = predict(x, sig)
         e = core.semantic_direction(d, x, sig)

@@ -70,7 +70,7 @@ def expected(rec, lat, sched):
     z = core.erase(comfy.sample.prepare_noise(lat, SEED), SEED, 2, True)
     dirs = []
     for tau in sched.taus:
-        sig = torch.full((z.shape[0],), min(float(ms.percent_to_sigma(1 - tau)), float(ms.sigma_max)))
+        sig = torch.full((z.shape[0],), probes.probe_sigma(ms, tau))
         x = z / ms.calculate_input(sig, torch.ones_like(z))
         d = guider(x, sig, model_options=extra["model_options"], seed=extra["seed"])
         dirs.append(core.semantic_direction(d, x, sig))

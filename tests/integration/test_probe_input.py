@@ -34,7 +34,7 @@ def expected(family, rec, z, mask, strength):
     lat = rec["latent_image"]  # already process_latent_in'd by the sampler
     dirs = []
     for tau in SCHED.taus:
-        sigma = min(float(ms.percent_to_sigma(1 - tau)), float(ms.sigma_max))
+        sigma = probes.probe_sigma(ms, tau)
         x = by_hand(family, sigma, z, lat, top=sigma >= float(ms.sigma_max) * (1 - 1e-5))
         if mask is not None:  # the kept part: the input re-noised with the same z, at plain sigma scaling
             x = mask * x + (1 - mask) * by_hand(family, sigma, z, lat)

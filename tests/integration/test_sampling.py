@@ -50,7 +50,7 @@ def expected_noise(core, rec, lat_samples, seed, samples, strength, schedule, de
     for tau, w in zip(schedule.taus, schedule.weights):
         if w == 0:
             continue
-        sigma = min(float(ms.percent_to_sigma(1 - tau)), float(ms.sigma_max))
+        sigma = probes.probe_sigma(ms, tau)
         sig = torch.full((z.shape[0],), sigma)
         c_in = ms.calculate_input(sig, torch.ones_like(z))
         x = z / c_in
