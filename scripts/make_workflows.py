@@ -117,7 +117,7 @@ class WF:
         link = next(l for l in self.d["links"] if l[0] == inp["link"])
         return link[1], link[2]
 
-    def insert_ours(self, sampler, x, y, note_text, note_pos, note_size, family_title, inject=None):
+    def insert_ours(self, sampler, x, y, note_text, note_pos, note_size, family_title, inject=None, schedule=None):
         """source MODEL -> Erase -> Inject (+ Schedule) -> sampler.model. ``inject``: widget values
         that differ from Inject's defaults (by name), for a workflow that turns it on."""
         src, slot = self.model_source(sampler)
@@ -128,7 +128,7 @@ class WF:
         # One probe at tau 0.6: what Inject uses when nothing is connected (the measured default),
         # shown on the canvas so a user can switch to the paper's five probes.
         sched_values = dict(zip([s.name for s in wa.widget_specs("NoiseSemanticTemporalSchedule")],
-                                defaults("NoiseSemanticTemporalSchedule"))) | LATE
+                                defaults("NoiseSemanticTemporalSchedule"))) | LATE | (schedule or {})
         sched = self.add_node("NoiseSemanticTemporalSchedule", (x, y + 150), (290, 356),
                               list(sched_values.values()), [],
                               [{"name": "schedule", "type": "NOISE_SEMANTIC_SCHEDULE"}], extra=ex)
@@ -277,8 +277,9 @@ w.finish(ROOT / "workflows/flux1_dev_noise_semantics.json")
 w = WF(TPL / "comfyui_workflow_templates_media_video/templates/text_to_video_wan.json")
 note = ("Wan 2.1 text-to-video 1.3B with Noise Semantics.\n\n"
         "Wire: Load Diffusion Model -> ModelSamplingSD3 (shift 8) -> Noise Semantic Erase -> Noise Semantic "
-        "Inject -> KSampler. Either order with ModelSamplingSD3 gives the same result: the probes always use the "
-        "sampler's shifted sigmas (with shift 8, tau 0.5 is already sigma 0.89).\n\n"
+        "Inject -> KSampler. Either order with ModelSamplingSD3 gives the same result: on a rectified-flow model a "
+        "probe at tau sits at sigma = tau whatever the shift (tau 0.6 = sigma 0.6, the noise level the benchmarks "
+        "measured), while the sampler's steps follow the shifted schedule.\n\n"
         + common_text("CFG 6: prompt and negative prompt", w, 6) +
         "\nThe noise is the whole video latent (all frames at once): erase and inject act on it as one sample. "
         "The probe call holds probes x candidates x 2 whole video latents (8 with 4 candidates and one probe); "
@@ -294,6 +295,9 @@ w.finish(ROOT / "workflows/wan21_t2v_1.3B_noise_semantics.json")
 # same function on the CPU path (no flash attention) gives 45.4 GiB; benchmarks/gpu_check.py's split round
 # prints the device's value ("WAN 2.2 14B 640x640x81").
 WAN22_GIB_PER_LATENT = 6.05
+# Probe time for the high-noise expert: probes on rectified flow sit at sigma = tau (patch.probe_sigma), and
+# the high stage samples sigma 1.0 ... 0.89 (shift 8, switch at step 10 of 20), so tau 0.9.
+WAN22_TAU = 0.9
 w = WF(TPL / "comfyui_workflow_templates_media_video/templates/video_wan2_2_14B_t2v.json")
 keep = {90, 92, 93, 94, 95, 96, 97, 98, 99, 91, 100, 101, 102, 104, 110, 62}
 for nid in list(w.nodes):
@@ -324,9 +328,11 @@ note = ("Wan 2.2 14B text-to-video (high-noise + low-noise experts) with Noise S
         "draws noise; the low-noise KSampler (Advanced) has add_noise disabled and continues the latent, so its "
         "model needs no node (a patched model would leave it untouched anyway).\n\n"
         + common_text("CFG 3.5: prompt and negative prompt", w, 3.5) +
-        f"\nThe probe uses the high-noise expert, at a sigma where it is the expert: with shift 8, tau 0.6 is "
-        f"sigma {8 * 0.6 / (1 + 7 * 0.6):.2f}, inside the range the high stage samples before the switch at step 10 "
-        f"of 20. "
+        f"\nThe probe uses the high-noise expert, so it must sit where that model is the expert: the schedule here "
+        f"is one probe at tau {WAN22_TAU} (sigma {WAN22_TAU} on this rectified-flow model, whatever the shift), inside "
+        f"the range the high stage samples before the switch at step 10 of 20 (sigma 1.0 to "
+        f"{8 * 0.5 / (1 + 7 * 0.5):.2f} with shift 8); the default tau 0.6 would ask the high-noise expert at a "
+        f"noise level it does not sample. "
         "With the 4-step lightx2v LoRA variant of the official template, put the two nodes after the high-noise "
         "LoRA + ModelSamplingSD3 in the same way (cfg 1 there: the probes see the prompt only).\n\n"
         f"Memory: by ComfyUI's own estimate (what its sampler batches by; PyTorch attention, bf16) the 14B model "
@@ -334,7 +340,8 @@ note = ("Wan 2.2 14B text-to-video (high-noise + low-noise experts) with Noise S
         f"that free. A sampling step sends 2 latents (prompt and negative); screening with 4 candidates sends 8 "
         f"when they fit, and where they do not, the pack splits them into calls down to 2 and retries on "
         f"out-of-memory: screening never needs more memory than the sampler, only more calls.")
-erase, inject, sched, n = w.insert_ours(96, 660, -720, note, (1290, -720), (630, 660), "Wan 2.2")
+erase, inject, sched, n = w.insert_ours(96, 660, -720, note, (1290, -720), (630, 660), "Wan 2.2",
+                                        schedule={"tau_min": WAN22_TAU, "tau_max": WAN22_TAU})
 w.add_group("Noise Semantics (comfyui-noise-semantics)", (650, -760, 1290, 740))
 w.finish(ROOT / "workflows/wan22_14B_t2v_noise_semantics.json")
 

@@ -270,7 +270,7 @@ def recompute_prompt(rec, read, strength):
     the pair from the post-CFG hook's args, or is a function of the record giving predict itself."""
     ms = rec["guider"].inner_model.model_sampling
     z = comfy.sample.prepare_noise(rec["latent_image"], SEED)
-    sig_of = lambda t: min(float(ms.percent_to_sigma(1.0 - t)), float(ms.sigma_max))
+    sig_of = lambda t: probes.probe_sigma(ms, t)
     c_in = lambda s: ms.calculate_input(s, torch.ones((s.shape[0],) + (1,) * (z.ndim - 1))).reshape(s.shape[0])
     predict = read(rec) if read in (model_call_predict, hook_predict) else pair_predict(rec, read)
     return core.refine_inject(z, core.DEFAULT_SCHEDULE, strength, sig_of, c_in, predict, direction="prompt")

@@ -116,7 +116,7 @@ def test_preview_outputs_are_the_models_own_predictions(family):
 
     def recompute(rec):
         ms = rec["guider"].inner_model.model_sampling
-        sig = torch.full((B,), float(ms.percent_to_sigma(0.4)))
+        sig = torch.full((B,), probes.probe_sigma(ms, 0.6))
         x = rec["noise"] / ms.calculate_input(sig, torch.ones_like(rec["noise"]))
         d, _, u = probes.branch_predict(rec)(x, sig)
         out = rec["guider"].inner_model.process_latent_out
