@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # README set-up command 1: install the ComfyUI host, run the pack's main job on the embedded demo
 # models in the terminal (real nodes, real KSampler: stock-vs-refined grids and an alignment table in
-# demo/output/, about 80 s) the first time, then serve ComfyUI on 127.0.0.1 with the pack loaded, the
+# demo/output/; 3.5 min on a fresh clone, README) the first time, then serve ComfyUI on 127.0.0.1 with the pack loaded, the
 # demo's own nodes next to it (a second custom-node folder, demo/comfyui_nsp_demo, not part of the
 # pack) and the demo workflow in the user's workflow list. The link it prints opens the demo workflow
 # on the first page (ComfyUI's ?template= link to the demo folder's example workflow; press Run:

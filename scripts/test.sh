@@ -44,7 +44,7 @@ for h in $hosts; do
     blog=$root/.host/browser_deps.log
     echo "=== $(date -u '+%F %T') browser_deps.sh for $venv" >> "$blog"
     if NSP_VENV=$venv bash scripts/browser_deps.sh >> "$blog" 2>&1; then
-      echo "  browser deps ready: $(tail -n 1 "$blog") (log: $blog)"
+      echo "  $(tail -n 1 "$blog") (log: $blog)"
     else
       echo "browser set-up FAILED; the last lines of $blog:" >&2
       tail -n 25 "$blog" | sed 's/^/  | /' >&2
