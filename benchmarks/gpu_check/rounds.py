@@ -143,7 +143,7 @@ def lowvram_round(spec, size: str, chunk: dict, params: int, dtype, noise_file: 
 
 def compile_round(spec, model, pos, neg, seed: int, backend: str) -> dict:
     """TorchCompileModel's own wrapper (comfy_api.torch_helpers.set_torch_compile_wrapper, what the node
-    calls) on the model; then stock, inject K=5, inject K=5, stock, inject K=5: the graphs torch.compile
+    calls) on the model; then stock, inject K=5 (x2), stock, inject K=5, screen 4 (x2): the graphs torch.compile
     built during each run (torch._dynamo's counters). A probe batch has a batch size of its own (probes x
     CFG rows): the question is whether it costs a compilation on every run or once."""
     import torch
@@ -154,7 +154,9 @@ def compile_round(spec, model, pos, neg, seed: int, backend: str) -> dict:
     m = model.clone()
     set_torch_compile_wrapper(model=m, backend=backend)
     k5 = {"inject": modes(core)["inject K=5"]["inject"]}
-    seq = [("stock", None), ("inject K=5", k5), ("inject K=5", k5), ("stock", None), ("inject K=5", k5)]
+    screen = modes(core)["screen 4, K=1"]
+    seq = [("stock", None), ("inject K=5", k5), ("inject K=5", k5), ("stock", None), ("inject K=5", k5),
+           ("screen 4, K=1", screen), ("screen 4, K=1", screen)]
     counters = torch._dynamo.utils.counters
     out = {"backend": backend, "runs": []}
     for name, settings in seq:
@@ -164,7 +166,7 @@ def compile_round(spec, model, pos, neg, seed: int, backend: str) -> dict:
         graphs = counters["stats"]["unique_graphs"] - before
         out["runs"].append({"mode": name, "graphs_compiled": graphs, "wall_s": time.perf_counter() - t,
                             "probe_calls": r["probe_calls"]})
-        print(f"   torch.compile ({backend}) {name:12s}: {graphs} graph(s) compiled, {r['wall_s']:.2f} s, "
+        print(f"   torch.compile ({backend}) {name:13s}: {graphs} graph(s) compiled, {r['wall_s']:.2f} s, "
               f"probe calls {r['probe_calls']}", flush=True)
     torch._dynamo.reset()
     return out
