@@ -21,6 +21,19 @@ ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "results"
 
 
+def boot():
+    """A real ComfyUI booted in this process (tests/host.py), single-threaded and without progress bars,
+    as every sampling run of these benchmarks uses it; returns ComfyUI's ``nodes`` module."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    import host
+    nodes = host.boot()
+    import torch
+    torch.set_num_threads(1)
+    import comfy.utils
+    comfy.utils.PROGRESS_BAR_ENABLED = False
+    return nodes
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
@@ -56,13 +69,8 @@ def main(argv=None):
         print(text)
         return None
     command = "python -m benchmarks.frontier.run " + " ".join(argv if argv is not None else sys.argv[1:])
-    sys.path.insert(0, str(ROOT / "tests"))
-    import host
-    nodes = host.boot()
+    nodes = boot()
     import torch
-    torch.set_num_threads(1)
-    import comfy.utils
-    comfy.utils.PROGRESS_BAR_ENABLED = False
     from . import plan, report
     from .experiment import Config, Runner, to_json
     from .tasks import get_task
@@ -115,13 +123,8 @@ def steps_frontier(args, argv) -> None:
     each one, so a long run can be read while it goes; a rerun of some cfgs / kinds merges into the
     sections already saved."""
     command = "python -m benchmarks.frontier.run " + " ".join(argv if argv is not None else sys.argv[1:])
-    sys.path.insert(0, str(ROOT / "tests"))
-    import host
-    nodes = host.boot()
+    nodes = boot()
     import torch
-    torch.set_num_threads(1)
-    import comfy.utils
-    comfy.utils.PROGRESS_BAR_ENABLED = False
     from . import plan, steps
     from .experiment import Config, Runner, to_json
     from .tasks import get_task
