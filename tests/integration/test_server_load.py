@@ -167,7 +167,7 @@ EXEC_BAD = {
                                 inject={"candidates": 2}), "8", "SamplerCustomAdvanced",
                            [S_INJECT, "guider has none", "Fix:"]),
     "latent-mismatch": (dict(inject={}, latent="wrong-vae"), "8", "KSampler",
-                        [S_INJECT, "the model rejected a probe batch", "Fix:"]),
+                        [S_INJECT, "the model failed on a probe batch", "Fix:"]),
     # Bad values for the sampler: a NaN CFG poisons the probes first, so the pack reports it.
     "cfg-nan": (dict(inject={}, cfg=NAN), "8", "KSampler",
                 [S_INJECT, "prediction at a probe contains NaN or inf", "Fix:"]),
