@@ -15,8 +15,9 @@ Inject = nodes.NODE_CLASS_MAPPINGS["NoiseSemanticInject"]
 Schedule = nodes.NODE_CLASS_MAPPINGS["NoiseSemanticTemporalSchedule"]
 
 
+@pytest.mark.parametrize("mode", ["inject", "screening"])
 @pytest.mark.parametrize("family", ["sdxl"])
-def test_a_compiled_model_builds_no_graphs_for_the_probes(family):
+def test_a_compiled_model_builds_no_graphs_for_the_probes(family, mode):
     import torch._dynamo
     from comfy_api.torch_helpers import set_torch_compile_wrapper
     pos, neg = tiny_models.make_conditioning(family, 0)
@@ -29,8 +30,12 @@ def test_a_compiled_model_builds_no_graphs_for_the_probes(family):
         with torch.inference_mode():
             nodes.KSampler().sample(model, 7, 3, 3.0, "euler", "normal", pos, neg, lat)  # compiles
             compiled = graphs["unique_graphs"]
-            # five probes: in one batched call they would be a batch shape of its own
-            patched = Inject().patch(model, 0.5, True, Schedule().build(5, 0.5, 1.0, "bump", 0.8, 0.5, 1.0)[0])[0]
+            # five probes, or four candidates: in one batched call they would be a batch shape of its own;
+            # with a compiled model each call holds B rows per branch, the sampler's own shape
+            if mode == "inject":
+                patched = Inject().patch(model, 0.5, True, Schedule().build(5, 0.5, 1.0, "bump", 0.8, 0.5, 1.0)[0])[0]
+            else:
+                patched = Inject().patch(model, 0.0, True, candidates=4)[0]
             nodes.KSampler().sample(patched, 7, 3, 3.0, "euler", "normal", pos, neg, lat)
             assert compiled > 0 and graphs["unique_graphs"] == compiled, (compiled, graphs["unique_graphs"])
     finally:
