@@ -211,8 +211,8 @@ def compiled(model_options: dict) -> bool:
     its settings under ``torch_compile_kwargs``) compiles this model. A batch of several probes has a batch
     size the compiled model has not seen: torch.compile would build its graphs once more, with a dynamic
     batch size, on the first patched run (measured: as long as the first compilation; benchmarks/gpu_check
-    --compile). One probe per call has the sampler's own batch shape (B x CFG rows), so the probes run on
-    the graphs sampling compiled. Screening's candidates (rows x candidates) still make a shape of their own."""
+    --compile). Calls of B rows per branch (one probe of one candidate) have the sampler's own batch shape
+    (B x CFG rows), so the probes, screening's candidates too, run on the graphs sampling compiled."""
     return "torch_compile_kwargs" in model_options
 
 
