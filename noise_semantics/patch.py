@@ -489,7 +489,6 @@ def probe_with_model(guider, extra_args, z: torch.Tensor, settings: dict, body, 
     schedule = settings["schedule"]
     model = guider.inner_model
     ms = model.model_sampling
-    sigma_max = float(ms.sigma_max)
     branches = _needs_branches(settings) if branches is None else branches
     model_options = extra_args["model_options"]
     if branches:
