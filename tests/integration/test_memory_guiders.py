@@ -249,20 +249,9 @@ def model_call_predict(rec):
 
 
 def hook_predict(rec):
-    """What the hook's last call shows (the Dual CFG Guider's other pairs): what the pack must not read."""
-    guider, extra = rec["guider"], rec["extra_args"]
-    seen = {}
-
-    def hook(args):
-        seen["p"] = (args["cond_denoised"], args["uncond_denoised"])
-        return args["denoised"]
-    mo = dict(extra["model_options"], disable_cfg1_optimization=True)
-    mo["sampler_post_cfg_function"] = list(mo.get("sampler_post_cfg_function", [])) + [hook]
-
-    def predict(x, sig):
-        d = guider(x, sig, model_options=mo, seed=extra["seed"])
-        return (d,) + seen.pop("p")
-    return predict
+    """What the hook's last call shows (the Dual CFG Guider's other pairs): what the pack must not read.
+    The project's plain branch reader (probes.branch_predict) keeps exactly that."""
+    return probes.branch_predict(rec)
 
 
 def recompute_prompt(rec, read, strength):
